@@ -10,7 +10,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
 }
 
 /// Normal (non-dev, non-build) transitive dependencies of `package`, by crate name.
@@ -20,7 +23,11 @@ fn normal_deps(package: &str) -> Option<BTreeSet<String>> {
         .current_dir(repo_root())
         .output()
         .expect("cargo metadata runs");
-    assert!(out.status.success(), "cargo metadata failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "cargo metadata failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let meta: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let names: HashMap<&str, &str> = meta["packages"]
         .as_array()
@@ -29,9 +36,13 @@ fn normal_deps(package: &str) -> Option<BTreeSet<String>> {
         .map(|p| (p["id"].as_str().unwrap(), p["name"].as_str().unwrap()))
         .collect();
     let nodes = meta["resolve"]["nodes"].as_array().unwrap();
-    let by_id: HashMap<&str, &serde_json::Value> =
-        nodes.iter().map(|n| (n["id"].as_str().unwrap(), n)).collect();
-    let root = nodes.iter().find(|n| names[n["id"].as_str().unwrap()] == package)?;
+    let by_id: HashMap<&str, &serde_json::Value> = nodes
+        .iter()
+        .map(|n| (n["id"].as_str().unwrap(), n))
+        .collect();
+    let root = nodes
+        .iter()
+        .find(|n| names[n["id"].as_str().unwrap()] == package)?;
     let mut seen = BTreeSet::new();
     let mut stack = vec![root["id"].as_str().unwrap()];
     while let Some(id) = stack.pop() {
@@ -53,21 +64,47 @@ fn normal_deps(package: &str) -> Option<BTreeSet<String>> {
 #[test]
 fn protocol_core_depends_on_no_runtime_socket_or_store() {
     let deps = normal_deps("wasmeow-protocol").expect("wasmeow-protocol is in the workspace");
-    assert!(deps.contains("wasmeow-proto"), "sanity: the walk found the proto crate");
+    assert!(
+        deps.contains("wasmeow-proto"),
+        "sanity: the walk found the proto crate"
+    );
     let forbidden = [
-        "tokio", "mio", "socket2", "async-std", "smol", "tungstenite", "tokio-tungstenite", "hyper", "reqwest",
-        "redb", "wasmtime", "wasmeow-store", "wasmeow-session", "wasmeow-plugin-host", "wasmeow-sim", "notify",
+        "tokio",
+        "mio",
+        "socket2",
+        "async-std",
+        "smol",
+        "tungstenite",
+        "tokio-tungstenite",
+        "hyper",
+        "reqwest",
+        "redb",
+        "wasmtime",
+        "wasmeow-store",
+        "wasmeow-session",
+        "wasmeow-plugin-host",
+        "wasmeow-sim",
+        "notify",
     ];
     let found: Vec<_> = forbidden.iter().filter(|f| deps.contains(**f)).collect();
-    assert!(found.is_empty(), "wasmeow-protocol must stay sans-IO but depends on {found:?}");
+    assert!(
+        found.is_empty(),
+        "wasmeow-protocol must stay sans-IO but depends on {found:?}"
+    );
 }
 
 #[test]
 fn simulator_never_depends_on_the_session_runtime() {
     // The rule applies once the simulator exists; the protocol check above always applies.
     if let Some(deps) = normal_deps("wasmeow-sim") {
-        assert!(deps.contains("wasmeow-protocol"), "the simulator is built on the protocol core");
-        assert!(!deps.contains("wasmeow-session"), "wasmeow-sim must not use wasmeow-session");
+        assert!(
+            deps.contains("wasmeow-protocol"),
+            "the simulator is built on the protocol core"
+        );
+        assert!(
+            !deps.contains("wasmeow-session"),
+            "wasmeow-sim must not use wasmeow-session"
+        );
     }
 }
 
@@ -76,7 +113,10 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
         let path = entry.unwrap().path();
         let name = path.file_name().unwrap().to_string_lossy().to_string();
         if path.is_dir() {
-            if matches!(name.as_str(), "target" | "node_modules" | ".git" | "corpus" | "artifacts") {
+            if matches!(
+                name.as_str(),
+                "target" | "node_modules" | ".git" | "corpus" | "artifacts"
+            ) {
                 continue;
             }
             rust_files(&path, out);
@@ -120,7 +160,10 @@ fn every_source_file_starts_with_a_module_doc() {
         })
         .map(|f| f.strip_prefix(&root).unwrap().display().to_string())
         .collect();
-    assert!(missing.is_empty(), "files without a `//!` module doc: {missing:#?}");
+    assert!(
+        missing.is_empty(),
+        "files without a `//!` module doc: {missing:#?}"
+    );
 }
 
 #[test]
@@ -129,8 +172,15 @@ fn protocol_source_reads_no_clock_and_does_no_io() {
     let mut files = Vec::new();
     rust_files(&src, &mut files);
     let forbidden = [
-        "SystemTime::now", "Instant::now", "std::net", "std::fs", "std::thread::sleep", "tokio", "thread_rng",
-        "rand::rng()", "OsRng",
+        "SystemTime::now",
+        "Instant::now",
+        "std::net",
+        "std::fs",
+        "std::thread::sleep",
+        "tokio",
+        "thread_rng",
+        "rand::rng()",
+        "OsRng",
     ];
     let mut hits = Vec::new();
     for f in &files {
@@ -148,5 +198,8 @@ fn protocol_source_reads_no_clock_and_does_no_io() {
             }
         }
     }
-    assert!(hits.is_empty(), "host/protocol must not do IO or read clocks/OS randomness: {hits:#?}");
+    assert!(
+        hits.is_empty(),
+        "host/protocol must not do IO or read clocks/OS randomness: {hits:#?}"
+    );
 }
