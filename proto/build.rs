@@ -11,6 +11,8 @@ fn main() {
         .filter(|p| p.extension().is_some_and(|e| e == "proto"))
         .collect();
     files.sort();
+    // Watch the folder too, so a newly added .proto file triggers a rebuild.
+    println!("cargo:rerun-if-changed=proto");
     for f in &files {
         println!("cargo:rerun-if-changed={}", f.display());
     }
