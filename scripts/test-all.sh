@@ -19,8 +19,8 @@ if [ -x scripts/plugin-toolchain.sh ]; then
   scripts/plugin-toolchain.sh
 fi
 
-stage "build the Rust peers the Node harness drives"
-cargo build --release -p wasmeow-interop-peer
+stage "build the Rust peers and the local server (wasmeow-sim) the Node harness drives"
+cargo build --release -p wasmeow-interop-peer -p wasmeow-sim
 
 stage "cargo test (workspace, including the #[ignore]d soaks and acceptance tests)"
 cargo test --workspace -- --include-ignored
