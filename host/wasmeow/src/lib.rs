@@ -4,3 +4,4 @@
 //! drive the same code.
 
 pub mod config;
+pub mod store_cmd;
