@@ -6,6 +6,12 @@
 //   cd tests/interop && node bench-wabinary.mjs          # Baileys' numbers + the table
 //
 // Run both on an otherwise idle machine, one after the other; the ratio is what matters.
+//
+// Instruction counts (load-independent) with callgrind: `node bench-wabinary.mjs count <sync|async> N`
+// decodes the stanza exactly N times and exits; run it under
+// `valgrind --tool=callgrind --smc-check=all-non-file` for two values of N and divide the
+// difference by the difference of N (docs/benchmarks.md; the Rust side is
+// `host/protocol/examples/decode_count.rs`).
 import { readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { repoRoot } from './lib/peer.mjs';
@@ -15,6 +21,21 @@ const stanza = JSON.parse(readFileSync(join(repoRoot, 'host/protocol/testdata/wa
 const bytes = Buffer.from(stanza.hex, 'hex');
 const node = fromJson(stanza.node);
 if (!encodeBinaryNode(node).equals(bytes)) throw new Error('Baileys does not encode the stanza to the stored bytes');
+
+if (process.argv[2] === 'count') {
+  const { decodeDecompressedBinaryNode } = await import('@whiskeysockets/baileys/lib/WABinary/decode.js');
+  const constants = await import('@whiskeysockets/baileys/lib/WABinary/constants.js');
+  const [mode, n] = [process.argv[3], Number(process.argv[4])];
+  let tags = 0;
+  for (let i = 0; i < n; i++) {
+    const decoded = mode === 'async'
+      ? await decodeBinaryNode(bytes)
+      : decodeDecompressedBinaryNode(bytes.subarray(1), constants, { index: 0 });
+    tags += decoded.tag.length;
+  }
+  console.log(`${mode} x${n}: ${tags}`);
+  process.exit(0);
+}
 
 /**
  * Runs `fn` for about `ms` milliseconds after a warm-up; returns nanoseconds per call (best of 5

@@ -19,14 +19,34 @@
 //! Non-canonical spellings of the same value (a dictionary word sent raw, a short list sent as
 //! `LIST_16`, an empty string sent as `LIST_EMPTY`, the ignored top nibble of a `BINARY_20`
 //! length) decode to the same node and re-encode canonically.
+//!
+//! Structure: one validating, single-pass recursive parser ([`Parser`]) that is generic over a
+//! [`Build`]er. The parser does every check and hands the builder validated items that still
+//! point into the input ([`Text`]: a dictionary code, a UTF-8-checked input slice, or a checked
+//! packed string not yet unpacked); builders never fail. Two builders exist: [`NodeBuilder`]
+//! makes the owned [`Node`] directly (one allocation per owned string, list and byte blob, no
+//! intermediate tree), and `tree::Arena` fills the flat arena of a [`Tree`](super::Tree). Both
+//! are instances of the same parser code, so they accept and reject exactly the same input with
+//! the same errors (`reference.rs` keeps the previous decoder for differential tests).
+//!
+//! Performance notes (callgrind, 213-byte benchmark stanza; `docs/benchmarks.md`): the hot paths
+//! are `LIST_8` headers, single-byte tokens for tags/keys/values, nibble/hex-packed ids and JID
+//! users, and `BINARY_8` blobs; each has an inlined fast path. Packed strings are validated with
+//! one table lookup per byte and unpacked only by the builder; JID users that come packed are
+//! checked from that same lookup instead of being re-scanned, and `JID_PAIR` / `AD_JID` skip the
+//! device and agent rules their wire form cannot break. Each nesting level is one stack frame of
+//! [`Parser::node`] (attributes and non-list content are read in helpers), so [`MAX_DEPTH`]
+//! levels fit a 2 MiB thread stack even unoptimized.
 
 use std::borrow::Cow;
 use std::io::Read as _;
 
-use super::jid::{JidError, JidParts, KNOWN_SERVERS, Server, check_wire_parts};
-use super::node::Node;
-use super::token;
-use super::tree::{AttrRec, ContentRec, JidRec, NodeRec, ServerRec, StrRef, Tree, ValueRec};
+use super::jid::{
+    DOMAIN_HOSTED, DOMAIN_HOSTED_LID, DOMAIN_LID, Jid, JidError, JidParts, KNOWN_SERVERS, Server,
+    check_wire_parts, check_wire_rest, user_is_clean,
+};
+use super::node::{AttrValue, Content, Node};
+use super::token::{self, WordCode};
 
 /// Flag bit of the first byte: the rest of the frame is zlib-compressed.
 pub const FLAG_COMPRESSED: u8 = 0x02;
@@ -174,7 +194,10 @@ pub fn decode(frame: &[u8]) -> Result<Node, DecodeError> {
 /// Decodes a frame plaintext (flags byte + node), inflating it first if flag bit `0x02` is set.
 /// Other flag bits are ignored, as the reference clients do.
 pub fn decode_with_limits(frame: &[u8], limits: &DecodeLimits) -> Result<Node, DecodeError> {
-    Ok(Tree::decode(frame, limits)?.to_node())
+    match body(frame, limits)? {
+        Cow::Borrowed(body) => decode_raw_with_limits(body, limits),
+        Cow::Owned(inflated) => decode_raw_with_limits(&inflated, limits),
+    }
 }
 
 /// Decodes a node without the flags byte, with [`DecodeLimits::DEFAULT`].
@@ -184,102 +207,184 @@ pub fn decode_raw(bytes: &[u8]) -> Result<Node, DecodeError> {
 
 /// Decodes a node without the flags byte.
 pub fn decode_raw_with_limits(bytes: &[u8], limits: &DecodeLimits) -> Result<Node, DecodeError> {
-    Ok(Tree::decode_raw(bytes, limits)?.to_node())
+    parse(bytes, limits, &mut NodeBuilder)
 }
 
-impl<'a> Tree<'a> {
-    /// Decodes frame plaintext (flags byte + node) into a tree that borrows `frame` (or owns the
-    /// inflated bytes of a compressed frame).
-    pub fn decode(frame: &'a [u8], limits: &DecodeLimits) -> Result<Self, DecodeError> {
-        let Some((&flags, body)) = frame.split_first() else {
-            return Err(DecodeError::Empty);
-        };
-        if flags & FLAG_COMPRESSED == 0 {
-            return Self::parse(Cow::Borrowed(body), limits);
-        }
-        let cap = u64::try_from(limits.max_len)
-            .unwrap_or(u64::MAX)
-            .saturating_add(1);
-        let mut inflated = Vec::new();
-        flate2::read::ZlibDecoder::new(body)
-            .take(cap)
-            .read_to_end(&mut inflated)
-            .map_err(DecodeError::Inflate)?;
-        Self::parse(Cow::Owned(inflated), limits)
+/// The node bytes of a frame: the rest after the flags byte, inflated if the frame is compressed
+/// (at most `limits.max_len + 1` bytes are inflated, so an oversized result is caught by
+/// [`parse`]'s length check without inflating a bomb).
+pub(super) fn body<'f>(
+    frame: &'f [u8],
+    limits: &DecodeLimits,
+) -> Result<Cow<'f, [u8]>, DecodeError> {
+    let Some((&flags, body)) = frame.split_first() else {
+        return Err(DecodeError::Empty);
+    };
+    if flags & FLAG_COMPRESSED == 0 {
+        return Ok(Cow::Borrowed(body));
     }
-
-    /// Decodes a node without the flags byte into a tree that borrows `bytes`.
-    pub fn decode_raw(bytes: &'a [u8], limits: &DecodeLimits) -> Result<Self, DecodeError> {
-        Self::parse(Cow::Borrowed(bytes), limits)
-    }
-
-    fn parse(input: Cow<'a, [u8]>, limits: &DecodeLimits) -> Result<Self, DecodeError> {
-        let len = input.len();
-        if len > limits.max_len.min(MAX_INPUT) {
-            return Err(DecodeError::TooLarge {
-                max: limits.max_len.min(MAX_INPUT),
-            });
-        }
-        if limits.max_nodes == 0 {
-            return Err(DecodeError::TooManyNodes { max: 0 });
-        }
-        let mut parser = Parser {
-            buf: &input,
-            pos: 0,
-            // Small capacity hints from the input size (a typical stanza has a node per ~40
-            // bytes, an attribute per ~16, unpacked text of ~1/4), capped so a large frame that
-            // is mostly one byte blob does not reserve much; the vectors grow as needed.
-            nodes: Vec::with_capacity((len / 40 + 2).min(64)),
-            attrs: Vec::with_capacity((len / 16 + 2).min(128)),
-            text: Vec::with_capacity((len / 4 + 8).min(1024)),
-            others: Vec::new(),
-            max_depth: limits.max_depth.min(MAX_DEPTH),
-            max_nodes: limits.max_nodes,
-        };
-        parser.nodes.push(NodeRec::PLACEHOLDER);
-        parser.node(0, 1).map_err(|e| *e)?;
-        if parser.pos != len {
-            return Err(DecodeError::TrailingBytes {
-                offset: parser.pos,
-                remaining: len - parser.pos,
-            });
-        }
-        let Parser {
-            nodes,
-            attrs,
-            text,
-            others,
-            ..
-        } = parser;
-        // Only unpacked nibble/hex characters (ASCII) were written to `text`: one check for all.
-        let Ok(text) = String::from_utf8(text) else {
-            return Err(DecodeError::InvalidPacked {
-                offset: 0,
-                reason: "not ASCII",
-            });
-        };
-        Ok(Tree {
-            input,
-            text,
-            nodes,
-            attrs,
-            others,
-        })
-    }
+    let cap = u64::try_from(limits.max_len)
+        .unwrap_or(u64::MAX)
+        .saturating_add(1);
+    let mut inflated = Vec::new();
+    flate2::read::ZlibDecoder::new(body)
+        .take(cap)
+        .read_to_end(&mut inflated)
+        .map_err(DecodeError::Inflate)?;
+    Ok(Cow::Owned(inflated))
 }
 
-/// Offsets in a [`Tree`] are `u32`, and unpacked text can be twice the input: inputs stay below
-/// 2 GiB whatever the limits say.
+/// Parses one node (no flags byte) with `builder`; returns the root (which may point into arenas
+/// the builder owns).
+pub(super) fn parse<B: Build>(
+    input: &[u8],
+    limits: &DecodeLimits,
+    builder: &mut B,
+) -> Result<B::Node, DecodeError> {
+    let len = input.len();
+    let max_len = limits.max_len.min(MAX_INPUT);
+    if len > max_len {
+        return Err(DecodeError::TooLarge { max: max_len });
+    }
+    if limits.max_nodes == 0 {
+        return Err(DecodeError::TooManyNodes { max: 0 });
+    }
+    let mut parser = Parser {
+        buf: input,
+        pos: 0,
+        builder,
+        nodes: 1,
+        max_depth: limits.max_depth.min(MAX_DEPTH),
+        max_nodes: limits.max_nodes,
+    };
+    let root = parser.node(1).map_err(|e| *e)?;
+    if parser.pos != len {
+        return Err(DecodeError::TrailingBytes {
+            offset: parser.pos,
+            remaining: len - parser.pos,
+        });
+    }
+    Ok(root)
+}
+
+/// Offsets in a [`Tree`](super::Tree) are `u32`, and unpacked text can be twice the input:
+/// inputs stay below 2 GiB whatever the limits say.
 const MAX_INPUT: usize = (u32::MAX / 2) as usize;
 
 /// Smallest encoded node (`f8 01 <token>`): bounds how many nodes the remaining bytes can hold.
 const MIN_NODE_LEN: usize = 3;
 
-/// Marks a nibble value outside the alphabet in the pair tables below.
-const INVALID: u8 = 0xff;
+/// A string item the parser has fully validated, as a small `Copy` handle into the input: the
+/// builders resolve it (a `&'static str` for dictionary words, an input slice for raw strings,
+/// unpacked characters for packed ones). Offsets fit `u32` because inputs stay below
+/// [`MAX_INPUT`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Text {
+    /// A dictionary word (see [`token::by_code`]); code 0 is the empty string (`LIST_EMPTY`).
+    Word(WordCode),
+    /// UTF-8 (checked) input bytes `start..start + len`.
+    Raw { start: u32, len: u32 },
+    /// A nibble- or hex-packed string in input bytes `start..start + len` (at least one byte)
+    /// whose nibbles and padding were checked.
+    Packed { start: u32, len: u32, form: Form },
+}
 
-/// Byte → its two characters, for `NIBBLE_8` (`0-9 - .`; 0xC..0xE and the filler 0xF invalid).
-static NIBBLE_PAIRS: [[u8; 2]; 256] = pair_table(b"0123456789-.\xff\xff\xff\xff");
+/// How a packed string is packed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Form {
+    /// `HEX_8` (else `NIBBLE_8`).
+    hex: bool,
+    /// The last byte's low nibble is the `0xF` padding.
+    odd: bool,
+    /// A character is `.` (only possible in nibble strings).
+    dot: bool,
+}
+
+impl Text {
+    #[inline]
+    fn is_empty(self) -> bool {
+        match self {
+            Self::Word(code) => code == 0,
+            Self::Raw { len, .. } => len == 0,
+            Self::Packed { .. } => false,
+        }
+    }
+
+    /// The bytes of a raw string.
+    #[inline]
+    fn slice(buf: &[u8], start: u32, len: u32) -> &[u8] {
+        let start = start as usize;
+        buf.get(start..start + len as usize).unwrap_or_default()
+    }
+
+    /// The string of a word or raw string; `None` for a packed string (see
+    /// [`Text::unpack_into`]).
+    #[inline]
+    pub(super) fn as_str(self, buf: &[u8]) -> Option<&str> {
+        match self {
+            Self::Word(code) => Some(token::by_code(code)),
+            // Checked by the parser before the handle was made; checking again keeps the crate
+            // free of `unsafe` (a failure would read as "", and cannot happen).
+            Self::Raw { start, len } => {
+                Some(std::str::from_utf8(Self::slice(buf, start, len)).unwrap_or_default())
+            }
+            Self::Packed { .. } => None,
+        }
+    }
+
+    /// Appends the characters of a packed string (ASCII) to `out`; other strings append
+    /// nothing.
+    #[inline]
+    pub(super) fn unpack_into(self, buf: &[u8], out: &mut Vec<u8>) {
+        let Self::Packed { start, len, form } = self else {
+            return;
+        };
+        let bytes = Self::slice(buf, start, len);
+        let pairs = if form.hex { &HEX_PAIRS } else { &NIBBLE_PAIRS };
+        // Unpack 32 bytes at a time on the stack, then append them in one copy.
+        let mut chunk = [0u8; 64];
+        for part in bytes.chunks(32) {
+            for (dst, &b) in chunk.chunks_exact_mut(2).zip(part) {
+                dst.copy_from_slice(&pairs[usize::from(b)]);
+            }
+            out.extend_from_slice(&chunk[..2 * part.len()]);
+        }
+        if form.odd {
+            out.pop();
+        }
+    }
+
+    /// The string as a new `String`.
+    #[inline]
+    pub(super) fn into_string(self, buf: &[u8]) -> String {
+        match self.as_str(buf) {
+            Some(s) => s.to_owned(),
+            None => {
+                let mut out = match self {
+                    Self::Packed { len, .. } => Vec::with_capacity(2 * len as usize),
+                    _ => Vec::new(),
+                };
+                self.unpack_into(buf, &mut out);
+                // Unpacked characters come from the ASCII alphabets, so this never fails (nor
+                // yields the empty default); checking keeps the crate free of `unsafe`.
+                String::from_utf8(out).unwrap_or_default()
+            }
+        }
+    }
+
+    /// The string as a `Cow`: dictionary words are borrowed, everything else is owned.
+    #[inline]
+    pub(super) fn to_cow(self, buf: &[u8]) -> Cow<'static, str> {
+        match self {
+            Self::Word(code) => Cow::Borrowed(token::by_code(code)),
+            other => Cow::Owned(other.into_string(buf)),
+        }
+    }
+}
+
+/// Byte → its two characters, for `NIBBLE_8` (`0-9 - .`; the invalid nibbles 0xC..0xF never
+/// reach unpacking, so their entries do not matter).
+static NIBBLE_PAIRS: [[u8; 2]; 256] = pair_table(b"0123456789-.????");
 /// Byte → its two characters, for `HEX_8` (`0-9 A-F`).
 static HEX_PAIRS: [[u8; 2]; 256] = pair_table(b"0123456789ABCDEF");
 
@@ -293,6 +398,189 @@ const fn pair_table(alphabet: &[u8; 16]) -> [[u8; 2]; 256] {
     table
 }
 
+/// `NIBBLE_CLASS[b]`: [`BAD_HIGH`] / [`BAD_LOW`] if the high / low nibble of `b` is not in the
+/// nibble alphabet (0xC..0xF), [`DOT_HIGH`] / [`DOT_LOW`] if it is `.` (0xB).
+static NIBBLE_CLASS: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        let (high, low) = (b >> 4, b & 0x0f);
+        let mut class = 0;
+        if high >= 0x0c {
+            class |= BAD_HIGH;
+        }
+        if low >= 0x0c {
+            class |= BAD_LOW;
+        }
+        if high == 0x0b {
+            class |= DOT_HIGH;
+        }
+        if low == 0x0b {
+            class |= DOT_LOW;
+        }
+        table[b] = class;
+        b += 1;
+    }
+    table
+};
+const BAD_HIGH: u8 = 1;
+const BAD_LOW: u8 = 2;
+const DOT_HIGH: u8 = 4;
+const DOT_LOW: u8 = 8;
+
+/// A validated JID item.
+#[derive(Debug)]
+pub(super) struct JidItem {
+    pub(super) user: Text,
+    pub(super) server: ServerItem,
+    pub(super) agent: u8,
+    pub(super) device: Option<u16>,
+    pub(super) integrator: u16,
+}
+
+impl JidItem {
+    /// The owned JID.
+    #[inline]
+    pub(super) fn into_jid(self, buf: &[u8]) -> Jid {
+        Jid::from_checked_parts(
+            self.user.into_string(buf),
+            self.server.into_server(),
+            self.agent,
+            self.device,
+            self.integrator,
+        )
+    }
+}
+
+/// A JID's server: an index into [`KNOWN_SERVERS`], or the name of another (rare, valid) server.
+#[derive(Debug)]
+pub(super) enum ServerItem {
+    Known(u8),
+    Other(Box<str>),
+}
+
+impl ServerItem {
+    fn from_server(server: Server) -> Self {
+        match server {
+            Server::Other(name) => Self::Other(name),
+            known => Self::Known(known.known_index().unwrap_or(0)),
+        }
+    }
+
+    pub(super) fn into_server(self) -> Server {
+        match self {
+            Self::Known(i) => KNOWN_SERVERS[usize::from(i)].clone(),
+            Self::Other(name) => Server::Other(name),
+        }
+    }
+}
+
+/// An attribute value item.
+#[derive(Debug)]
+pub(super) enum Value {
+    Str(Text),
+    Jid(JidItem),
+}
+
+/// A content item; `C` is the builder's finished list of children.
+#[derive(Debug)]
+pub(super) enum Item<C> {
+    None,
+    Nodes(C),
+    /// Raw bytes `start..start + len` of the input.
+    Bytes {
+        start: u32,
+        len: u32,
+    },
+    Str(Text),
+    Jid(JidItem),
+}
+
+/// What the parser builds with. Calls come in document order: for each node, `attrs`, one
+/// `attr` per attribute, then (for a list) `children` and the children themselves, each handed
+/// to `child`, and finally `node`. The parser checks everything first; builders never fail.
+/// `buf` is always the parser's input, which the handles point into.
+pub(super) trait Build {
+    /// A finished node.
+    type Node;
+    /// Attributes being collected.
+    type Attrs;
+    /// Children being collected.
+    type Children;
+    /// Starts the attributes of a node: `count` (at most half the remaining input) follow, or
+    /// the parse fails before the node is finished, so a finished node has exactly `count`.
+    fn attrs(&mut self, count: usize) -> Self::Attrs;
+    /// Adds an attribute.
+    fn attr(&mut self, buf: &[u8], attrs: &mut Self::Attrs, key: Text, value: Value);
+    /// Starts a list of exactly `len` children (bounded by the input and the limits).
+    fn children(&mut self, len: usize) -> Self::Children;
+    /// Adds the next child.
+    fn child(&mut self, children: &mut Self::Children, node: Self::Node);
+    /// Finishes a node.
+    fn node(
+        &mut self,
+        buf: &[u8],
+        tag: Text,
+        attrs: Self::Attrs,
+        content: Item<Self::Children>,
+    ) -> Self::Node;
+}
+
+/// Builds the owned [`Node`] directly.
+pub(super) struct NodeBuilder;
+
+impl Build for NodeBuilder {
+    type Node = Node;
+    type Attrs = Vec<(Cow<'static, str>, AttrValue)>;
+    type Children = Vec<Node>;
+
+    #[inline]
+    fn attrs(&mut self, count: usize) -> Self::Attrs {
+        Vec::with_capacity(count)
+    }
+
+    #[inline]
+    fn attr(&mut self, buf: &[u8], attrs: &mut Self::Attrs, key: Text, value: Value) {
+        let value = match value {
+            Value::Str(text) => AttrValue::Str(text.to_cow(buf)),
+            Value::Jid(jid) => AttrValue::Jid(jid.into_jid(buf)),
+        };
+        attrs.push((key.to_cow(buf), value));
+    }
+
+    #[inline]
+    fn children(&mut self, len: usize) -> Self::Children {
+        Vec::with_capacity(len)
+    }
+
+    #[inline]
+    fn child(&mut self, children: &mut Self::Children, node: Node) {
+        children.push(node);
+    }
+
+    #[inline]
+    fn node(
+        &mut self,
+        buf: &[u8],
+        tag: Text,
+        attrs: Self::Attrs,
+        content: Item<Vec<Node>>,
+    ) -> Node {
+        let content = match content {
+            Item::None => Content::None,
+            Item::Nodes(children) => Content::Nodes(children),
+            Item::Bytes { start, len } => Content::Bytes(Text::slice(buf, start, len).to_vec()),
+            Item::Str(text) => Content::Str(text.to_cow(buf)),
+            Item::Jid(jid) => Content::Jid(jid.into_jid(buf)),
+        };
+        Node {
+            tag: tag.to_cow(buf),
+            attrs,
+            content,
+        }
+    }
+}
+
 /// Internal result: the error is boxed so the hot path moves small values.
 type R<T> = Result<T, Box<DecodeError>>;
 
@@ -302,31 +590,29 @@ fn fail<T>(error: DecodeError) -> R<T> {
     Err(Box::new(error))
 }
 
-/// A plain string item: a resolved string, or raw `BINARY_*` bytes (a string for names and
-/// attribute values, bytes for content).
+/// A plain string item: a checked string, or raw `BINARY_*` bytes `start..start + len` (a
+/// string for names and attribute values, bytes for content).
 enum Piece {
-    Str(StrRef),
-    Raw { start: usize, len: usize },
+    Str(Text),
+    Raw { start: u32, len: u32 },
 }
 
 const TAG_NAME: &str = "node tag";
 const KEY_NAME: &str = "attribute key";
 const JID_PART: &str = "JID part (a plain string)";
 
-struct Parser<'b> {
+/// The validating parser. `nodes` counts node slots handed out so far (the root is 1), which
+/// [`DecodeLimits::max_nodes`] bounds.
+struct Parser<'b, 'x, B> {
     buf: &'b [u8],
     pos: usize,
-    nodes: Vec<NodeRec>,
-    attrs: Vec<AttrRec>,
-    /// Unpacked strings (ASCII by construction; becomes [`Tree::text`]).
-    text: Vec<u8>,
-    /// Servers outside [`Server::KNOWN`] (becomes [`Tree::others`]).
-    others: Vec<Server>,
+    builder: &'x mut B,
+    nodes: usize,
     max_depth: usize,
     max_nodes: usize,
 }
 
-impl Parser<'_> {
+impl<B: Build> Parser<'_, '_, B> {
     #[inline]
     fn byte(&mut self) -> R<u8> {
         match self.buf.get(self.pos) {
@@ -341,18 +627,18 @@ impl Parser<'_> {
         }
     }
 
+    /// Skips the next `n` bytes, returning where they start.
     #[inline]
     fn take(&mut self, n: usize) -> R<usize> {
         let start = self.pos;
-        match start.checked_add(n).filter(|&end| end <= self.buf.len()) {
-            Some(end) => {
-                self.pos = end;
-                Ok(start)
-            }
-            None => fail(DecodeError::Truncated {
+        if n <= self.buf.len() - start {
+            self.pos = start + n;
+            Ok(start)
+        } else {
+            fail(DecodeError::Truncated {
                 offset: start,
                 needed: n,
-            }),
+            })
         }
     }
 
@@ -362,63 +648,85 @@ impl Parser<'_> {
         Ok(u16::from_be_bytes([self.buf[at], self.buf[at + 1]]))
     }
 
+    #[inline]
     fn remaining(&self) -> usize {
         self.buf.len() - self.pos
     }
 
-    /// The bytes of a string reference (UTF-8: input slices were checked when stored, unpacked
-    /// text is ASCII).
-    fn view(&self, s: StrRef) -> &[u8] {
-        match s {
-            StrRef::Word(code) => token::by_code(code).as_bytes(),
-            StrRef::Input { start, len } => &self.buf[start as usize..(start + len) as usize],
-            StrRef::Text { start, len } => &self.text[start as usize..(start + len) as usize],
-        }
-    }
-
-    /// Reads the node whose slot `nodes[slot]` is reserved.
-    fn node(&mut self, slot: usize, depth: usize) -> R<()> {
+    /// Reads a node.
+    fn node(&mut self, depth: usize) -> R<B::Node> {
         if depth > self.max_depth {
             return fail(DecodeError::TooDeep {
                 max: self.max_depth,
             });
         }
-        let list_offset = self.pos;
-        let list_tag = self.byte()?;
-        let size = self.list_size(list_tag, list_offset, "node list header")?;
-        if size == 0 {
-            return fail(DecodeError::EmptyNode {
-                offset: list_offset,
-            });
-        }
+        let size = self.list_header()?;
         let tag_offset = self.pos;
         let tag = self.name(TAG_NAME)?;
-        if is_empty(tag) {
+        if tag.is_empty() {
             return fail(DecodeError::EmptyTag { offset: tag_offset });
         }
-        let attr_count = (size - 1) / 2;
-        let attrs_start = self.attrs.len();
-        // Each attribute takes at least two bytes.
-        self.attrs.reserve(attr_count.min(self.remaining() / 2));
-        for _ in 0..attr_count {
-            let key = self.name(KEY_NAME)?;
-            let value = self.attr_value()?;
-            self.attrs.push(AttrRec { key, value });
-        }
-        let content = if size % 2 == 0 {
-            self.content(depth)?
+        let attrs = self.attrs((size - 1) / 2)?;
+        let content = if size % 2 == 1 {
+            Item::None
+        } else if let Some(&tag @ (token::LIST_EMPTY | token::LIST_8 | token::LIST_16)) =
+            self.buf.get(self.pos)
+        {
+            // Children are read here rather than in a helper, so each nesting level costs one
+            // stack frame (`MAX_DEPTH` levels fit a 2 MiB thread stack, also unoptimized).
+            let offset = self.pos;
+            self.pos += 1;
+            let len = self.list_len(tag, offset)?;
+            let mut children = self.builder.children(len);
+            for _ in 0..len {
+                let child = self.node(depth + 1)?;
+                self.builder.child(&mut children, child);
+            }
+            Item::Nodes(children)
         } else {
-            ContentRec::None
+            self.content()?
         };
-        self.nodes[slot] = NodeRec {
-            tag,
-            attrs_start: attrs_start as u32,
-            attrs_len: attr_count as u32,
-            content,
-        };
-        Ok(())
+        Ok(self.builder.node(self.buf, tag, attrs, content))
     }
 
+    /// A node's `count` attributes. (Kept out of [`Parser::node`], like non-list content in
+    /// [`Parser::content`], so the recursion has small stack frames even in unoptimized builds:
+    /// [`MAX_DEPTH`] levels must fit a 2 MiB thread stack.)
+    #[inline]
+    fn attrs(&mut self, count: usize) -> R<B::Attrs> {
+        // Each attribute takes at least two bytes: a count the input cannot hold is caught
+        // while reading, before more is reserved than the input justifies.
+        let mut attrs = self.builder.attrs(count.min(self.remaining() / 2));
+        for _ in 0..count {
+            let key = self.name(KEY_NAME)?;
+            let value = self.attr_value()?;
+            self.builder.attr(self.buf, &mut attrs, key, value);
+        }
+        Ok(attrs)
+    }
+
+    /// A node's list header: its (non-zero) item count. `LIST_8` takes the inlined path.
+    #[inline(always)]
+    fn list_header(&mut self) -> R<usize> {
+        if let Some(&[token::LIST_8, size @ 1..=255]) = self.buf.get(self.pos..self.pos + 2) {
+            self.pos += 2;
+            return Ok(usize::from(size));
+        }
+        self.list_header_slow()
+    }
+
+    #[inline(never)]
+    fn list_header_slow(&mut self) -> R<usize> {
+        let offset = self.pos;
+        let tag = self.byte()?;
+        let size = self.list_size(tag, offset, "node list header")?;
+        if size == 0 {
+            return fail(DecodeError::EmptyNode { offset });
+        }
+        Ok(size)
+    }
+
+    /// The size of a list whose tag byte (`LIST_*`, else an error) was just read.
     #[inline]
     fn list_size(&mut self, tag: u8, offset: usize, expected: &'static str) -> R<usize> {
         match tag {
@@ -436,24 +744,24 @@ impl Parser<'_> {
     /// A tag, attribute key or JID part: a plain string, never a JID or a list. Single-byte
     /// tokens (almost every tag and key) take the inlined fast path.
     #[inline(always)]
-    fn name(&mut self, expected: &'static str) -> R<StrRef> {
+    fn name(&mut self, expected: &'static str) -> R<Text> {
         if let Some(code) = self
             .buf
             .get(self.pos)
             .and_then(|&tag| token::single_code(tag))
         {
             self.pos += 1;
-            return Ok(StrRef::Word(code));
+            return Ok(Text::Word(code));
         }
         self.name_slow(expected)
     }
 
     #[inline(never)]
-    fn name_slow(&mut self, expected: &'static str) -> R<StrRef> {
+    fn name_slow(&mut self, expected: &'static str) -> R<Text> {
         let offset = self.pos;
         let tag = self.byte()?;
         if let Some(code) = token::single_code(tag) {
-            return Ok(StrRef::Word(code));
+            return Ok(Text::Word(code));
         }
         match self.text(tag, offset, expected)? {
             Piece::Str(s) => Ok(s),
@@ -461,91 +769,126 @@ impl Parser<'_> {
         }
     }
 
-    fn attr_value(&mut self) -> R<ValueRec> {
+    /// An attribute value; single-byte tokens take the inlined fast path.
+    #[inline(always)]
+    fn attr_value(&mut self) -> R<Value> {
+        if let Some(code) = self
+            .buf
+            .get(self.pos)
+            .and_then(|&tag| token::single_code(tag))
+        {
+            self.pos += 1;
+            return Ok(Value::Str(Text::Word(code)));
+        }
+        self.attr_value_slow()
+    }
+
+    #[inline(never)]
+    fn attr_value_slow(&mut self) -> R<Value> {
         let offset = self.pos;
         let tag = self.byte()?;
         if let Some(code) = token::single_code(tag) {
-            return Ok(ValueRec::Str(StrRef::Word(code)));
+            return Ok(Value::Str(Text::Word(code)));
         }
-        if let Some(jid) = self.jid(tag, offset)? {
-            return Ok(ValueRec::Jid(jid));
+        if is_jid_tag(tag) {
+            return self.jid(tag, offset).map(Value::Jid);
         }
         match self.text(tag, offset, "attribute value")? {
-            Piece::Str(s) => Ok(ValueRec::Str(s)),
+            Piece::Str(s) => Ok(Value::Str(s)),
             Piece::Raw { start, len } => {
-                let s = self.utf8(start, len)?;
+                let text = self.utf8(start, len)?;
                 Ok(match self.jid_in_raw(start, len) {
-                    Some(jid) => ValueRec::Jid(jid),
-                    None => ValueRec::Str(s),
+                    Some(jid) => Value::Jid(jid),
+                    None => Value::Str(text),
                 })
             }
         }
     }
 
-    fn content(&mut self, depth: usize) -> R<ContentRec> {
+    /// The length of a child list whose tag byte (at `offset`) was just read, once the input and
+    /// the node limit are known to have room for that many children.
+    #[inline]
+    fn list_len(&mut self, tag: u8, offset: usize) -> R<usize> {
+        let len = match (tag, self.buf.get(self.pos)) {
+            (token::LIST_8, Some(&len)) => {
+                self.pos += 1;
+                usize::from(len)
+            }
+            _ => self.list_size(tag, offset, "list")?,
+        };
+        if len > 0 {
+            // The children must fit the remaining bytes and the node limit before anything is
+            // reserved for them.
+            if len > self.remaining() / MIN_NODE_LEN {
+                let needed = len * MIN_NODE_LEN - self.remaining();
+                return fail(DecodeError::Truncated {
+                    offset: self.pos,
+                    needed,
+                });
+            }
+            if self.nodes + len > self.max_nodes {
+                return fail(DecodeError::TooManyNodes {
+                    max: self.max_nodes,
+                });
+            }
+            self.nodes += len;
+        }
+        Ok(len)
+    }
+
+    /// Content that is not a list.
+    #[inline]
+    fn content(&mut self) -> R<Item<B::Children>> {
         let offset = self.pos;
         let tag = self.byte()?;
         if let Some(code) = token::single_code(tag) {
-            return Ok(ContentRec::Str(StrRef::Word(code)));
+            return Ok(Item::Str(Text::Word(code)));
         }
-        if matches!(tag, token::LIST_EMPTY | token::LIST_8 | token::LIST_16) {
-            let len = self.list_size(tag, offset, "list")?;
-            let start = self.nodes.len();
-            if len > 0 {
-                // Reserve the children's slots up front (so siblings are contiguous), but only as
-                // many as the remaining bytes can hold and the node limit allows.
-                if len > self.remaining() / MIN_NODE_LEN {
-                    let needed = len * MIN_NODE_LEN - self.remaining();
-                    return fail(DecodeError::Truncated {
-                        offset: self.pos,
-                        needed,
-                    });
-                }
-                if start + len > self.max_nodes {
-                    return fail(DecodeError::TooManyNodes {
-                        max: self.max_nodes,
-                    });
-                }
-                self.nodes.resize(start + len, NodeRec::PLACEHOLDER);
-                for k in 0..len {
-                    self.node(start + k, depth + 1)?;
-                }
-            }
-            return Ok(ContentRec::Nodes {
+        if tag == token::BINARY_8 {
+            // The common blob form (ciphertext, keys), read inline.
+            let len = usize::from(self.byte()?);
+            let start = self.take(len)?;
+            return Ok(Item::Bytes {
                 start: start as u32,
                 len: len as u32,
             });
         }
-        if let Some(jid) = self.jid(tag, offset)? {
-            return Ok(ContentRec::Jid(jid));
+        self.leaf(tag, offset)
+    }
+
+    /// Content that is not a list, a single-byte token or `BINARY_8`, whose tag byte (at
+    /// `offset`) was just read.
+    #[inline(never)]
+    fn leaf(&mut self, tag: u8, offset: usize) -> R<Item<B::Children>> {
+        if is_jid_tag(tag) {
+            return self.jid(tag, offset).map(Item::Jid);
         }
         Ok(match self.text(tag, offset, "node content")? {
-            Piece::Str(s) => ContentRec::Str(s),
-            Piece::Raw { start, len } => ContentRec::Bytes {
-                start: start as u32,
-                len: len as u32,
-            },
+            Piece::Str(s) => Item::Str(s),
+            Piece::Raw { start, len } => Item::Bytes { start, len },
         })
     }
 
     /// The rest of a plain string item whose tag byte (not a single-byte token) was just read.
+    #[inline]
     fn text(&mut self, tag: u8, offset: usize, expected: &'static str) -> R<Piece> {
         match tag {
-            token::LIST_EMPTY => Ok(Piece::Str(StrRef::Word(0))),
+            token::BINARY_8 => {
+                let len = usize::from(self.byte()?);
+                self.raw(len)
+            }
+            token::NIBBLE_8 | token::HEX_8 => self.packed(tag, offset).map(Piece::Str),
+            token::LIST_EMPTY => Ok(Piece::Str(Text::Word(0))),
             token::DICTIONARY_0..=token::DICTIONARY_3 => {
                 let index = self.byte()?;
                 match token::double_code(tag - token::DICTIONARY_0, index) {
-                    Some(code) => Ok(Piece::Str(StrRef::Word(code))),
+                    Some(code) => Ok(Piece::Str(Text::Word(code))),
                     None => fail(DecodeError::InvalidTag {
                         tag,
                         offset,
                         expected,
                     }),
                 }
-            }
-            token::BINARY_8 => {
-                let len = usize::from(self.byte()?);
-                self.raw(len)
             }
             token::BINARY_20 => {
                 let at = self.take(3)?;
@@ -560,7 +903,6 @@ impl Parser<'_> {
                 let len = u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
                 self.raw(usize::try_from(len).unwrap_or(usize::MAX))
             }
-            token::NIBBLE_8 | token::HEX_8 => self.packed(tag, offset).map(Piece::Str),
             _ => fail(DecodeError::InvalidTag {
                 tag,
                 offset,
@@ -569,24 +911,28 @@ impl Parser<'_> {
         }
     }
 
+    // Offsets and lengths fit `u32`: inputs are shorter than `MAX_INPUT`.
     #[inline]
     fn raw(&mut self, len: usize) -> R<Piece> {
         let start = self.take(len)?;
-        Ok(Piece::Raw { start, len })
+        Ok(Piece::Raw {
+            start: start as u32,
+            len: len as u32,
+        })
     }
 
-    fn utf8(&self, start: usize, len: usize) -> R<StrRef> {
-        match std::str::from_utf8(&self.buf[start..start + len]) {
-            Ok(_) => Ok(StrRef::Input {
-                start: start as u32,
-                len: len as u32,
+    #[inline]
+    fn utf8(&self, start: u32, len: u32) -> R<Text> {
+        match std::str::from_utf8(Text::slice(self.buf, start, len)) {
+            Ok(_) => Ok(Text::Raw { start, len }),
+            Err(_) => fail(DecodeError::InvalidUtf8 {
+                offset: start as usize,
             }),
-            Err(_) => fail(DecodeError::InvalidUtf8 { offset: start }),
         }
     }
 
-    /// Unpacks a nibble or hex string into `text`.
-    fn packed(&mut self, tag: u8, offset: usize) -> R<StrRef> {
+    /// Checks a nibble or hex string (one table lookup per byte; unpacking is the builder's).
+    fn packed(&mut self, tag: u8, offset: usize) -> R<Text> {
         let header = self.byte()?;
         let odd = header & 0x80 != 0;
         let n = usize::from(header & 0x7f);
@@ -598,113 +944,124 @@ impl Parser<'_> {
         }
         let at = self.take(n)?;
         let bytes = &self.buf[at..at + n];
-        let pairs = if tag == token::NIBBLE_8 {
-            &NIBBLE_PAIRS
-        } else {
-            &HEX_PAIRS
-        };
-        // At most 127 input bytes, so at most 254 characters.
-        let mut out = [0u8; 254];
-        // Valid characters are ASCII; INVALID (0xff) has the high bit set.
-        let mut seen = 0u8;
-        for (i, &b) in bytes.iter().enumerate() {
-            let [high, low] = pairs[usize::from(b)];
-            out[2 * i] = high;
-            out[2 * i + 1] = low;
-            seen |= high | low;
+        let last = bytes[n - 1];
+        if odd && last & 0x0f != 0x0f {
+            return fail(DecodeError::InvalidPacked {
+                offset,
+                reason: "odd-length padding nibble is not 0xF",
+            });
         }
-        let mut len = 2 * n;
-        if odd {
-            if bytes[n - 1] & 0x0f != 0x0f {
-                return fail(DecodeError::InvalidPacked {
-                    offset,
-                    reason: "odd-length padding nibble is not 0xF",
-                });
+        let hex = tag == token::HEX_8;
+        let mut dot = false;
+        if !hex {
+            // Every nibble but the padding must be in the alphabet; note any '.'.
+            let mut class = bytes[..n - 1]
+                .iter()
+                .fold(0, |acc, &b| acc | NIBBLE_CLASS[usize::from(b)]);
+            class |=
+                NIBBLE_CLASS[usize::from(last)] & if odd { BAD_HIGH | DOT_HIGH } else { u8::MAX };
+            if class & (BAD_HIGH | BAD_LOW) != 0 {
+                return fail(bad_nibble(bytes, odd, offset));
             }
-            // The padding nibble is not part of the string.
-            len -= 1;
-            seen = out[..len].iter().fold(0, |acc, &c| acc | c);
+            dot = class & (DOT_HIGH | DOT_LOW) != 0;
         }
-        let out = &out[..len];
-        if seen & 0x80 != 0 {
-            let at = out.iter().position(|&c| c == INVALID).unwrap_or(0);
-            // Say which nibble is wrong.
-            let byte = bytes[at / 2];
-            let value = if at % 2 == 0 { byte >> 4 } else { byte & 0x0f };
-            let reason = if value == 0x0f {
-                "filler nibble 0xF inside the string"
-            } else {
-                "nibble 0xC..0xE is not in the nibble alphabet"
-            };
-            return fail(DecodeError::InvalidPacked { offset, reason });
-        }
-        let start = self.text.len();
-        self.text.extend_from_slice(out);
-        Ok(StrRef::Text {
-            start: start as u32,
-            len: len as u32,
+        Ok(Text::Packed {
+            start: at as u32,
+            len: n as u32,
+            form: Form { hex, odd, dot },
         })
     }
 
-    /// The rest of a JID item if `tag` is a JID tag, `None` otherwise.
-    #[inline]
-    fn jid(&mut self, tag: u8, offset: usize) -> R<Option<JidRec>> {
+    /// The rest of a JID item whose tag byte ([`is_jid_tag`]) was just read.
+    #[inline(never)]
+    fn jid(&mut self, tag: u8, offset: usize) -> R<JidItem> {
         let (user, server, agent, device, integrator) = match tag {
-            token::JID_PAIR => {
-                let user = self.name(JID_PART)?;
-                let server = self.server(offset)?;
-                (user, server, 0, None, 0)
-            }
             token::AD_JID => {
                 let domain = self.byte()?;
                 let device = self.byte()?;
                 let user = self.name(JID_PART)?;
-                let server = Server::from_ad_domain(domain);
-                let agent = if server == Server::WhatsApp {
-                    domain
-                } else {
-                    0
+                // The domain byte names the server; any other value is an agent on
+                // s.whatsapp.net (`Server::from_ad_domain`).
+                let (server, agent) = match domain {
+                    DOMAIN_LID => (KNOWN_LID, 0),
+                    DOMAIN_HOSTED => (KNOWN_HOSTED, 0),
+                    DOMAIN_HOSTED_LID => (KNOWN_HOSTED_LID, 0),
+                    agent => (KNOWN_WHATSAPP, agent),
                 };
-                let index = server.known_index().unwrap_or(0);
+                // A one-byte device on these servers, with an agent only on s.whatsapp.net and
+                // never a reserved one: only the user can be wrong.
+                if !user.is_empty() && self.user_is_clean(user, &KNOWN_SERVERS[usize::from(server)])
+                {
+                    return Ok(JidItem {
+                        user,
+                        server: ServerItem::Known(server),
+                        agent,
+                        device: Some(u16::from(device)),
+                        integrator: 0,
+                    });
+                }
                 (
                     user,
-                    ServerRec::Known(index),
+                    ServerItem::Known(server),
                     agent,
                     Some(u16::from(device)),
                     0,
                 )
             }
+            token::JID_PAIR => {
+                let user = self.name(JID_PART)?;
+                let server = self.server(offset)?;
+                // No device and no agent: only the user can be wrong.
+                if let ServerItem::Known(i) = server
+                    && self.user_is_clean(user, &KNOWN_SERVERS[usize::from(i)])
+                {
+                    return Ok(JidItem {
+                        user,
+                        server,
+                        agent: 0,
+                        device: None,
+                        integrator: 0,
+                    });
+                }
+                (user, server, 0, None, 0)
+            }
             token::FB_JID => {
                 let user = self.name(JID_PART)?;
                 let device = self.u16()?;
                 let server = self.server(offset)?;
-                self.expect_server(server, &Server::Messenger, "FB_JID", offset)?;
+                expect_server(&server, &Server::Messenger, "FB_JID", offset)?;
                 (user, server, 0, Some(device), 0)
             }
-            token::INTEROP_JID => {
+            _ => {
                 let user = self.name(JID_PART)?;
                 let device = self.u16()?;
                 let integrator = self.u16()?;
                 let server = self.server(offset)?;
-                self.expect_server(server, &Server::Interop, "INTEROP_JID", offset)?;
+                expect_server(&server, &Server::Interop, "INTEROP_JID", offset)?;
                 (user, server, 0, Some(device), integrator)
             }
-            _ => return Ok(None),
         };
-        match check_wire_parts(
-            self.view(user),
-            self.resolve(server),
-            agent,
-            device,
-            integrator,
-        ) {
-            Ok(integrator) => Ok(Some(JidRec {
+        let checked = match &server {
+            ServerItem::Known(i) => self.check_jid(
+                user,
+                &KNOWN_SERVERS[usize::from(*i)],
+                agent,
+                device,
+                integrator,
+            ),
+            ServerItem::Other(name) => {
+                let found = Server::Other(name.clone());
+                self.check_jid(user, &found, agent, device, integrator)
+            }
+        };
+        match checked {
+            Ok(integrator) => Ok(JidItem {
                 user,
                 server,
                 agent,
                 device,
                 integrator,
-            })),
+            }),
             Err(source) => fail(DecodeError::InvalidJid {
                 offset,
                 source: Box::new(source),
@@ -712,90 +1069,137 @@ impl Parser<'_> {
         }
     }
 
-    fn resolve(&self, server: ServerRec) -> &Server {
-        match server {
-            ServerRec::Known(i) => &KNOWN_SERVERS[usize::from(i)],
-            ServerRec::Other(i) => &self.others[i as usize],
+    /// Whether `user` has no character a user part on `server` must not have.
+    #[inline]
+    fn user_is_clean(&self, user: Text, server: &Server) -> bool {
+        match user {
+            // Packed characters are `0-9 A-F - .`: only '.' (on s.whatsapp.net) is forbidden
+            // in a user.
+            Text::Packed { form, .. } => !(form.dot && *server == Server::WhatsApp),
+            other => user_is_clean(
+                other.as_str(self.buf).unwrap_or_default().as_bytes(),
+                server,
+            ),
         }
     }
 
-    fn expect_server(
+    /// The JID rules ([`check_wire_parts`]) for a user handle.
+    #[inline]
+    fn check_jid(
         &self,
-        server: ServerRec,
-        expected: &Server,
-        form: &'static str,
-        offset: usize,
-    ) -> R<()> {
-        let found = self.resolve(server);
-        if found == expected {
-            return Ok(());
+        user: Text,
+        server: &Server,
+        agent: u8,
+        device: Option<u16>,
+        integrator: u16,
+    ) -> Result<u16, JidError> {
+        if self.user_is_clean(user, server) {
+            check_wire_rest(user.is_empty(), server, agent, device, integrator)
+        } else {
+            // Rare: let the full check name the offending user.
+            let name = user.into_string(self.buf);
+            check_wire_parts(name.as_bytes(), server, agent, device, integrator)
         }
-        fail(DecodeError::WrongJidServer {
-            offset,
-            form,
-            found: found.as_str().into(),
-        })
     }
 
-    fn server(&mut self, offset: usize) -> R<ServerRec> {
-        let name = match self.name(JID_PART)? {
-            StrRef::Word(code) => token::by_code(code),
-            other => std::str::from_utf8(self.view(other)).unwrap_or_default(),
+    /// A JID's server name.
+    #[inline]
+    fn server(&mut self, offset: usize) -> R<ServerItem> {
+        let parsed = match self.name(JID_PART)? {
+            Text::Word(S_WHATSAPP_NET) => return Ok(ServerItem::Known(0)),
+            text => match text.as_str(self.buf) {
+                Some(name) => Server::parse(name),
+                None => Server::parse(&text.into_string(self.buf)),
+            },
         };
-        match Server::parse(name) {
-            Ok(server) => Ok(self.server_rec(server)),
+        match parsed {
+            Ok(server) => Ok(ServerItem::from_server(server)),
             Err(source) => fail(DecodeError::InvalidJid {
                 offset,
                 source: Box::new(source),
             }),
-        }
-    }
-
-    fn server_rec(&mut self, server: Server) -> ServerRec {
-        match server.known_index() {
-            Some(i) => ServerRec::Known(i),
-            None => {
-                self.others.push(server);
-                ServerRec::Other((self.others.len() - 1) as u32)
-            }
         }
     }
 
     /// A raw attribute string with `@` that is a valid JID is read as that JID: the encoder
     /// writes such a string as a JID, so this keeps `decode(encode(decode(x))) == decode(x)`.
-    fn jid_in_raw(&mut self, start: usize, len: usize) -> Option<JidRec> {
-        let text = std::str::from_utf8(&self.buf[start..start + len]).ok()?;
+    fn jid_in_raw(&self, start: u32, len: u32) -> Option<JidItem> {
+        let text = std::str::from_utf8(Text::slice(self.buf, start, len)).ok()?;
         if !text.contains('@') {
             return None;
         }
         let parts = JidParts::parse(text).ok()?;
         // The user is a substring of `text`, which starts at `start` in the input.
-        let user_start = start + (parts.user.as_ptr() as usize - text.as_ptr() as usize);
-        let (user_len, agent, device, integrator) = (
-            parts.user.len(),
-            parts.agent,
-            parts.device,
-            parts.integrator,
-        );
-        let server = parts.server.into_owned();
-        Some(JidRec {
-            user: StrRef::Input {
+        let user_start = start as usize + (parts.user.as_ptr() as usize - text.as_ptr() as usize);
+        Some(JidItem {
+            user: Text::Raw {
                 start: user_start as u32,
-                len: user_len as u32,
+                len: parts.user.len() as u32,
             },
-            server: self.server_rec(server),
-            agent,
-            device,
-            integrator,
+            server: ServerItem::from_server(parts.server.into_owned()),
+            agent: parts.agent,
+            device: parts.device,
+            integrator: parts.integrator,
         })
     }
 }
 
-fn is_empty(s: StrRef) -> bool {
-    match s {
-        StrRef::Word(code) => token::by_code(code).is_empty(),
-        StrRef::Input { len, .. } | StrRef::Text { len, .. } => len == 0,
+/// The single-byte token of `s.whatsapp.net` ([`Server::WhatsApp`], index 0 of
+/// [`KNOWN_SERVERS`]); a unit test checks both facts.
+const S_WHATSAPP_NET: WordCode = 3;
+/// Indices in [`KNOWN_SERVERS`] of the `AD_JID` servers (a unit test checks them).
+const KNOWN_WHATSAPP: u8 = 0;
+const KNOWN_LID: u8 = 4;
+const KNOWN_HOSTED: u8 = 8;
+const KNOWN_HOSTED_LID: u8 = 9;
+
+#[inline]
+fn is_jid_tag(tag: u8) -> bool {
+    matches!(
+        tag,
+        token::JID_PAIR | token::AD_JID | token::FB_JID | token::INTEROP_JID
+    )
+}
+
+fn expect_server(
+    server: &ServerItem,
+    expected: &Server,
+    form: &'static str,
+    offset: usize,
+) -> R<()> {
+    let found: &str = match server {
+        ServerItem::Known(i) => KNOWN_SERVERS[usize::from(*i)].as_str(),
+        ServerItem::Other(name) => name,
+    };
+    if found == expected.as_str() {
+        return Ok(());
     }
+    fail(DecodeError::WrongJidServer {
+        offset,
+        form,
+        found: found.into(),
+    })
+}
+
+/// The error for a nibble string with a nibble outside the alphabet: names the first one.
+#[cold]
+fn bad_nibble(bytes: &[u8], odd: bool, offset: usize) -> DecodeError {
+    let count = 2 * bytes.len() - usize::from(odd);
+    let nibble = |i: usize| {
+        let byte = bytes[i / 2];
+        if i.is_multiple_of(2) {
+            byte >> 4
+        } else {
+            byte & 0x0f
+        }
+    };
+    let value = (0..count).map(nibble).find(|&v| v >= 0x0c).unwrap_or(0x0f);
+    let reason = if value == 0x0f {
+        "filler nibble 0xF inside the string"
+    } else {
+        "nibble 0xC..0xE is not in the nibble alphabet"
+    };
+    DecodeError::InvalidPacked { offset, reason }
 }
 
 #[cfg(test)]
@@ -823,6 +1227,30 @@ mod tests {
 
     fn jid(text: &str) -> AttrValue {
         AttrValue::Jid(Jid::parse(text).unwrap())
+    }
+
+    #[test]
+    fn server_constants() {
+        assert_eq!(token::by_code(S_WHATSAPP_NET), "s.whatsapp.net");
+        for (index, server) in [
+            (KNOWN_WHATSAPP, Server::WhatsApp),
+            (KNOWN_LID, Server::Lid),
+            (KNOWN_HOSTED, Server::Hosted),
+            (KNOWN_HOSTED_LID, Server::HostedLid),
+        ] {
+            assert_eq!(server.known_index(), Some(index));
+            assert_eq!(KNOWN_SERVERS[usize::from(index)], server);
+        }
+        for domain in 0..=255u8 {
+            let server = Server::from_ad_domain(domain);
+            let expected = match domain {
+                DOMAIN_LID => KNOWN_LID,
+                DOMAIN_HOSTED => KNOWN_HOSTED,
+                DOMAIN_HOSTED_LID => KNOWN_HOSTED_LID,
+                _ => KNOWN_WHATSAPP,
+            };
+            assert_eq!(server.known_index(), Some(expected), "{domain}");
+        }
     }
 
     #[test]

@@ -215,6 +215,7 @@ impl Server {
 
     /// The server an AD_JID domain byte stands for; any other byte is an agent on
     /// `s.whatsapp.net`.
+    #[cfg(test)]
     pub(crate) fn from_ad_domain(domain: u8) -> Self {
         match domain {
             DOMAIN_LID => Self::Lid,
@@ -512,9 +513,22 @@ pub(crate) fn check_wire_parts(
     integrator: u16,
 ) -> Result<u16, JidError> {
     validate_user_bytes(user, server)?;
+    check_wire_rest(user.is_empty(), server, agent, device, integrator)
+}
+
+/// The checks of [`check_wire_parts`] after the user's characters (which the caller has found
+/// valid, e.g. with [`user_is_clean`]): device range, agent rules, integrator.
+#[inline]
+pub(crate) fn check_wire_rest(
+    user_is_empty: bool,
+    server: &Server,
+    agent: u8,
+    device: Option<u16>,
+    integrator: u16,
+) -> Result<u16, JidError> {
     if let Some(device) = device {
         check_device(u64::from(device), server)?;
-        if user.is_empty() {
+        if user_is_empty {
             return Err(JidError::EmptyUserWithDevice);
         }
     }
@@ -657,9 +671,15 @@ static USER_FORBIDDEN: [[bool; 256]; 2] = {
     tables
 };
 
-fn validate_user_bytes(user: &[u8], server: &Server) -> Result<(), JidError> {
+/// Whether `user` is a valid user part on `server` (what [`check_wire_parts`] checks first).
+#[inline]
+pub(crate) fn user_is_clean(user: &[u8], server: &Server) -> bool {
     let forbidden = &USER_FORBIDDEN[usize::from(*server == Server::WhatsApp)];
-    if !user.iter().any(|&b| forbidden[usize::from(b)]) {
+    !user.iter().any(|&b| forbidden[usize::from(b)])
+}
+
+fn validate_user_bytes(user: &[u8], server: &Server) -> Result<(), JidError> {
+    if user_is_clean(user, server) {
         return Ok(());
     }
     let reason = if user.contains(&b'@') {

@@ -1,16 +1,24 @@
 //! A decoded frame as a flat, validated arena ([`Tree`]) with borrowed views ([`NodeRef`],
 //! [`ValueRef`], [`JidRef`]) — the zero-copy way to read a node.
 //!
-//! Contract: a `Tree` only exists if the whole frame decoded without error (the decoder in
-//! `decode.rs` validates everything while building it), so every view accessor is infallible.
-//! Strings are either dictionary words (`&'static str`), UTF-8 slices of the input, or slices of
-//! one buffer holding all unpacked (nibble/hex) strings; byte content is a slice of the input.
-//! Building a tree costs three allocations (nodes, attributes, unpacked text) however large the
-//! frame is; [`NodeRef::to_node`] converts to the owned [`Node`] when a caller wants to keep it.
+//! Contract: a `Tree` only exists if the whole frame decoded without error (the parser in
+//! `decode.rs` validates everything; [`Arena`] only records what it was handed), so every
+//! view accessor is infallible. Strings are either dictionary words (`&'static str`), UTF-8
+//! slices of the input, or slices of one buffer holding all unpacked (nibble/hex) strings; byte
+//! content is a slice of the input. A tree's records live in three vectors (nodes, attributes,
+//! unpacked text) however large the frame is, and those vectors are taken over from the last
+//! tree dropped on the same thread, so steady-state decoding does not allocate;
+//! [`NodeRef::to_node`] converts to the owned [`Node`] when a caller wants to keep it.
+//! ([`decode`](super::decode) builds an owned `Node` directly, without a tree, with the same
+//! parser.)
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 use std::fmt;
 
+use super::decode::{
+    self, Build, DecodeError, DecodeLimits, Item, JidItem, ServerItem, Text, Value,
+};
 use super::jid::{Jid, KNOWN_SERVERS, Server};
 use super::node::{AttrValue, Content, Node};
 use super::token::{self, WordCode};
@@ -36,11 +44,7 @@ use super::token::{self, WordCode};
 #[derive(Clone, Debug)]
 pub struct Tree<'a> {
     pub(super) input: Cow<'a, [u8]>,
-    pub(super) text: String,
-    pub(super) nodes: Vec<NodeRec>,
-    pub(super) attrs: Vec<AttrRec>,
-    /// Servers that are not in [`Server::KNOWN`] (rare), referenced by [`ServerRec::Other`].
-    pub(super) others: Vec<Server>,
+    pub(super) arena: Arena,
 }
 
 /// Where a string lives.
@@ -50,11 +54,11 @@ pub(super) enum StrRef {
     Word(WordCode),
     /// UTF-8 (checked) bytes of the input.
     Input { start: u32, len: u32 },
-    /// A slice of [`Tree::text`].
+    /// A slice of [`Arena::text`].
     Text { start: u32, len: u32 },
 }
 
-/// A JID's server: an index into [`KNOWN_SERVERS`] or into [`Tree::others`].
+/// A JID's server: an index into [`KNOWN_SERVERS`] or into [`Arena::others`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum ServerRec {
     Known(u8),
@@ -118,11 +122,33 @@ impl NodeRec {
 }
 
 impl<'a> Tree<'a> {
+    /// Decodes frame plaintext (flags byte + node) into a tree that borrows `frame` (or owns the
+    /// inflated bytes of a compressed frame).
+    pub fn decode(frame: &'a [u8], limits: &DecodeLimits) -> Result<Self, DecodeError> {
+        let input = decode::body(frame, limits)?;
+        Self::parse(input, limits)
+    }
+
+    /// Decodes a node without the flags byte into a tree that borrows `bytes`.
+    pub fn decode_raw(bytes: &'a [u8], limits: &DecodeLimits) -> Result<Self, DecodeError> {
+        Self::parse(Cow::Borrowed(bytes), limits)
+    }
+
+    fn parse(input: Cow<'a, [u8]>, limits: &DecodeLimits) -> Result<Self, DecodeError> {
+        let arena = Arena::take(input.len());
+        let mut tree = Tree { input, arena };
+        let root = decode::parse(&tree.input, limits, &mut tree.arena)?;
+        if let Some(slot) = tree.arena.nodes.first_mut() {
+            *slot = root;
+        }
+        Ok(tree)
+    }
+
     /// The root node.
     pub fn root(&self) -> NodeRef<'_> {
         NodeRef {
             tree: self,
-            rec: &self.nodes[0],
+            rec: &self.arena.nodes[0],
         }
     }
 
@@ -141,7 +167,12 @@ impl<'a> Tree<'a> {
                 // the crate free of `unsafe` (an invalid slice would read as "", never happen).
                 std::str::from_utf8(bytes).unwrap_or_default()
             }
-            StrRef::Text { start, len } => &self.text[start as usize..(start + len) as usize],
+            StrRef::Text { start, len } => {
+                // ASCII by construction (unpacked from the nibble/hex alphabets); checked here
+                // for the same reason as input slices.
+                std::str::from_utf8(&self.arena.text[start as usize..(start + len) as usize])
+                    .unwrap_or_default()
+            }
         }
     }
 
@@ -156,7 +187,7 @@ impl<'a> Tree<'a> {
     fn server(&self, server: ServerRec) -> &Server {
         match server {
             ServerRec::Known(i) => &KNOWN_SERVERS[usize::from(i)],
-            ServerRec::Other(i) => &self.others[i as usize],
+            ServerRec::Other(i) => &self.arena.others[i as usize],
         }
     }
 
@@ -167,6 +198,200 @@ impl<'a> Tree<'a> {
             agent: jid.agent,
             device: jid.device,
             integrator: jid.integrator,
+        }
+    }
+}
+
+/// A [`Tree`]'s records, filled by the parser (this is its [`Build`]er): children get
+/// contiguous slots in `nodes` (reserved when their list starts, filled as each child
+/// finishes), attributes are appended in order, packed strings are unpacked into `text`.
+///
+/// The vectors of a dropped tree are kept for the next decode on the same thread (one spare
+/// arena per thread, and only if it is small), so decoding a stream of frames does not
+/// allocate for its records.
+#[derive(Clone, Debug)]
+pub(super) struct Arena {
+    /// Unpacked nibble/hex strings (ASCII).
+    text: Vec<u8>,
+    nodes: Vec<NodeRec>,
+    attrs: Vec<AttrRec>,
+    /// Servers that are not in [`Server::KNOWN`] (rare), referenced by [`ServerRec::Other`].
+    others: Vec<Server>,
+}
+
+/// A node's attributes in [`Arena::attrs`] (a finished node has exactly `len`; see
+/// [`Build::attrs`]).
+pub(super) struct AttrSpan {
+    start: u32,
+    len: u32,
+}
+
+/// A list's reserved slots in [`Arena::nodes`] and the next one to fill.
+pub(super) struct Slots {
+    start: u32,
+    next: u32,
+}
+
+thread_local! {
+    /// The spare arena of this thread (see [`Arena`]).
+    static SPARE: RefCell<Option<Arena>> = const { RefCell::new(None) };
+}
+
+/// Largest arena kept as a spare (in records / bytes), so one huge frame does not pin memory.
+const SPARE_NODES: usize = 1024;
+const SPARE_ATTRS: usize = 4096;
+const SPARE_TEXT: usize = 16 << 10;
+
+impl Arena {
+    /// An empty arena with the root's slot: this thread's spare if there is one, else new.
+    fn take(len: usize) -> Self {
+        let spare = SPARE
+            .try_with(|spare| spare.try_borrow_mut().ok().and_then(|mut s| s.take()))
+            .ok()
+            .flatten();
+        let mut arena = spare.unwrap_or_else(|| Self {
+            // Small capacity hints from the input size (a typical stanza has a node per ~40
+            // bytes, an attribute per ~16, unpacked text of ~1/4), capped so a large frame that
+            // is mostly one byte blob does not reserve much; the vectors grow as needed.
+            text: Vec::with_capacity((len / 4 + 8).min(1024)),
+            nodes: Vec::with_capacity((len / 40 + 2).min(64)),
+            attrs: Vec::with_capacity((len / 16 + 2).min(128)),
+            others: Vec::new(),
+        });
+        // The root's slot, filled when parsing is done.
+        arena.nodes.push(NodeRec::PLACEHOLDER);
+        arena
+    }
+
+    /// Keeps this arena's vectors as the thread's spare if they are small.
+    fn recycle(&mut self) {
+        if self.nodes.capacity() > SPARE_NODES
+            || self.attrs.capacity() > SPARE_ATTRS
+            || self.text.capacity() > SPARE_TEXT
+        {
+            return;
+        }
+        let mut arena = Self {
+            text: std::mem::take(&mut self.text),
+            nodes: std::mem::take(&mut self.nodes),
+            attrs: std::mem::take(&mut self.attrs),
+            others: Vec::new(),
+        };
+        arena.text.clear();
+        arena.nodes.clear();
+        arena.attrs.clear();
+        // Fails only while the thread is being torn down; the vectors are then just freed.
+        let _ = SPARE.try_with(|spare| {
+            if let Ok(mut spare) = spare.try_borrow_mut() {
+                *spare = Some(arena);
+            }
+        });
+    }
+
+    #[inline]
+    fn str(&mut self, buf: &[u8], text: Text) -> StrRef {
+        match text {
+            Text::Word(code) => StrRef::Word(code),
+            Text::Raw { start, len } => StrRef::Input { start, len },
+            packed @ Text::Packed { .. } => {
+                let start = self.text.len();
+                packed.unpack_into(buf, &mut self.text);
+                // Unpacked text is at most twice the input, which stays below 2 GiB.
+                StrRef::Text {
+                    start: start as u32,
+                    len: (self.text.len() - start) as u32,
+                }
+            }
+        }
+    }
+
+    #[inline]
+    fn jid(&mut self, buf: &[u8], jid: JidItem) -> JidRec {
+        let server = match jid.server {
+            ServerItem::Known(i) => ServerRec::Known(i),
+            other => {
+                self.others.push(other.into_server());
+                ServerRec::Other((self.others.len() - 1) as u32)
+            }
+        };
+        JidRec {
+            user: self.str(buf, jid.user),
+            server,
+            agent: jid.agent,
+            device: jid.device,
+            integrator: jid.integrator,
+        }
+    }
+}
+
+impl Drop for Tree<'_> {
+    fn drop(&mut self) {
+        self.arena.recycle();
+    }
+}
+
+impl Build for Arena {
+    type Node = NodeRec;
+    type Attrs = AttrSpan;
+    type Children = Slots;
+
+    #[inline]
+    fn attrs(&mut self, count: usize) -> AttrSpan {
+        self.attrs.reserve(count);
+        AttrSpan {
+            start: self.attrs.len() as u32,
+            len: count as u32,
+        }
+    }
+
+    #[inline]
+    fn attr(&mut self, buf: &[u8], _: &mut AttrSpan, key: Text, value: Value) {
+        let key = self.str(buf, key);
+        let value = match value {
+            Value::Str(text) => ValueRec::Str(self.str(buf, text)),
+            Value::Jid(jid) => ValueRec::Jid(self.jid(buf, jid)),
+        };
+        self.attrs.push(AttrRec { key, value });
+    }
+
+    #[inline]
+    fn children(&mut self, len: usize) -> Slots {
+        let start = self.nodes.len();
+        self.nodes.reserve(len);
+        for _ in 0..len {
+            self.nodes.push(NodeRec::PLACEHOLDER);
+        }
+        Slots {
+            start: start as u32,
+            next: start as u32,
+        }
+    }
+
+    #[inline]
+    fn child(&mut self, slots: &mut Slots, node: NodeRec) {
+        if let Some(slot) = self.nodes.get_mut(slots.next as usize) {
+            *slot = node;
+        }
+        slots.next += 1;
+    }
+
+    #[inline]
+    fn node(&mut self, buf: &[u8], tag: Text, attrs: AttrSpan, content: Item<Slots>) -> NodeRec {
+        let content = match content {
+            Item::None => ContentRec::None,
+            Item::Nodes(slots) => ContentRec::Nodes {
+                start: slots.start,
+                len: slots.next - slots.start,
+            },
+            Item::Bytes { start, len } => ContentRec::Bytes { start, len },
+            Item::Str(text) => ContentRec::Str(self.str(buf, text)),
+            Item::Jid(jid) => ContentRec::Jid(self.jid(buf, jid)),
+        };
+        NodeRec {
+            tag: self.str(buf, tag),
+            attrs_start: attrs.start,
+            attrs_len: attrs.len,
+            content,
         }
     }
 }
@@ -285,7 +510,7 @@ impl<'t> NodeRef<'t> {
 
     fn attr_recs(&self) -> &'t [AttrRec] {
         let start = self.rec.attrs_start as usize;
-        &self.tree.attrs[start..start + self.rec.attrs_len as usize]
+        &self.tree.arena.attrs[start..start + self.rec.attrs_len as usize]
     }
 
     fn value(&self, value: &'t ValueRec) -> ValueRef<'t> {
@@ -344,7 +569,7 @@ impl<'t> NodeRef<'t> {
             ContentRec::Nodes { start, len } => start as usize..(start + len) as usize,
             _ => 0..0,
         };
-        tree.nodes[range]
+        tree.arena.nodes[range]
             .iter()
             .map(move |rec| NodeRef { tree, rec })
     }
@@ -514,15 +739,46 @@ mod tests {
     }
 
     #[test]
+    fn dropped_trees_lend_their_vectors_to_the_next_one() {
+        let list = |n: usize| {
+            encode(&Node::new("list").children((0..n).map(|i| Node::new("item").attr("n", i))))
+                .unwrap()
+        };
+        let (big, small) = (list(300), list(1));
+        let tree = Tree::decode(&big, &DecodeLimits::DEFAULT).unwrap();
+        assert_eq!(tree.arena.nodes.len(), 301);
+        drop(tree);
+        // A fresh arena for a 20-byte frame would hold 2 node slots; this one is the spare.
+        let tree = Tree::decode(&small, &DecodeLimits::DEFAULT).unwrap();
+        assert!(tree.arena.nodes.capacity() >= 301);
+        assert_eq!(tree.arena.nodes.len(), 2, "the spare was cleared");
+        assert_eq!(tree.to_node(), crate::binary::decode(&small).unwrap());
+        drop(tree);
+        // Arenas above the spare limits are freed, not kept.
+        let huge = list(SPARE_NODES + 10);
+        drop(Tree::decode(&huge, &DecodeLimits::DEFAULT).unwrap());
+        let tree = Tree::decode(&small, &DecodeLimits::DEFAULT).unwrap();
+        assert!(tree.arena.nodes.capacity() < SPARE_NODES);
+        // A failed decode hands its arena back too, and the next decode is unaffected.
+        assert!(Tree::decode(&big[..big.len() - 1], &DecodeLimits::DEFAULT).is_err());
+        assert_eq!(
+            Tree::decode(&big, &DecodeLimits::DEFAULT)
+                .unwrap()
+                .to_node(),
+            crate::binary::decode(&big).unwrap()
+        );
+    }
+
+    #[test]
     fn a_frame_costs_three_buffers() {
         // Nodes, attributes and unpacked text live in one vector each, however many nodes.
         let node = Node::new("list")
             .children((0..50).map(|i| Node::new("item").attr("n", format!("{i}"))));
         let bytes = encode(&node).unwrap();
         let tree = Tree::decode(&bytes, &DecodeLimits::DEFAULT).unwrap();
-        assert_eq!(tree.nodes.len(), 51);
-        assert_eq!(tree.attrs.len(), 50);
-        assert!(tree.others.is_empty());
+        assert_eq!(tree.arena.nodes.len(), 51);
+        assert_eq!(tree.arena.attrs.len(), 50);
+        assert!(tree.arena.others.is_empty());
         assert!(matches!(tree.input, Cow::Borrowed(_)));
     }
 }
