@@ -1,8 +1,18 @@
-//! Plugin host benchmarks: per-event dispatch cost with one host call, event
-//! throughput with 1 and 10 plugins, instantiation time, and hot-reload latency
-//! (file written → new version answering). Uses the committed plugin builds.
+//! Plugin host benchmarks: per-event dispatch cost and plugin calls per second
+//! with 1 and 10 plugins, on one lane and spread over both cores; instantiation
+//! time; hot-reload latency (file written → new version answering). Uses the
+//! committed plugin builds (`plugins/dist/echo.wasm`: the Rust `echo` plugin
+//! answering `!ping` with one `reply` host call).
 //!
-//! `cargo bench -p wasmeow-plugin-host --bench dispatch`
+//! Everything runs in the production configuration: the default engine (epoch
+//! interruption with the ticker thread, pooling allocator, async calls on
+//! fibers) and the default [`Limits`] (100 ms deadline per call, host-call
+//! budget and timeout, memory limits), except `instances` and `max_in_flight`
+//! (raised so the producer, which floods the host far faster than any real
+//! session, never has events dropped). Nothing in the sandbox is turned off.
+//!
+//! `cargo bench -p wasmeow-plugin-host --bench dispatch`; for a load-independent
+//! instruction count per event see [`count`] (`WASMEOW_DISPATCH_EVENTS`).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -10,7 +20,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{Criterion, Throughput, criterion_group};
 use wasmeow_plugin_host::memory::{MemoryKv, MemoryScheduler};
 use wasmeow_plugin_host::types::{
     ChatStateKind, GroupInfo, MessageRef, OutgoingText, ParticipantOutcome,
@@ -181,80 +191,65 @@ fn events(n: u64, chats: u64) -> Vec<Event> {
         .collect()
 }
 
-fn bench_dispatch(c: &mut Criterion) {
-    let rt = runtime();
-    let (host, services) = rt.block_on(host_with(1, 1));
-    let mut g = c.benchmark_group("dispatch");
-    g.throughput(Throughput::Elements(1));
-    // One plugin, one instance: the sequential cost of one event, including one
-    // host call (the `pong` reply).
-    g.bench_function("one_host_call", |b| {
-        b.to_async(&rt).iter_custom(|iters| {
-            let host = host.clone();
-            let evs = events(iters, 1);
-            async move {
-                let start = Instant::now();
-                for e in evs {
-                    host.dispatch(e);
-                }
-                host.idle().await;
-                start.elapsed()
-            }
-        })
-    });
-    // The same without the host call: a text the plugin ignores.
-    g.bench_function("no_host_call", |b| {
-        b.to_async(&rt).iter_custom(|iters| {
-            let host = host.clone();
-            async move {
-                let evs: Vec<Event> = (0..iters)
-                    .map(|_| {
-                        Event::text("s", "0@s.whatsapp.net", "0@s.whatsapp.net", "ID", "hello")
-                    })
-                    .collect();
-                let start = Instant::now();
-                for e in evs {
-                    host.dispatch(e);
-                }
-                host.idle().await;
-                start.elapsed()
-            }
-        })
-    });
-    g.finish();
-    assert!(services.sends.load(Ordering::Relaxed) > 0);
+/// Dispatches `evs` and waits until every plugin has handled them.
+async fn run_batch(host: &PluginHost, evs: Vec<Event>) -> Duration {
+    let start = Instant::now();
+    for e in evs {
+        host.dispatch(e);
+    }
+    host.idle().await;
+    start.elapsed()
 }
 
-fn bench_throughput(c: &mut Criterion) {
+/// Per-event cost and throughput. Each criterion iteration is one event
+/// dispatched to every plugin, and its "elements" are plugin calls, so criterion
+/// reports the time per event (divide by the plugin count for ns per plugin
+/// call) and plugin calls per second.
+///
+/// * `one_chat`: every event in one chat, so each plugin uses one lane (one
+///   instance, strictly sequential). With 10 plugins that is 10 lanes, which
+///   the runtime spreads over both cores.
+/// * `64_chats`: events spread over 64 chats and 2 instances per plugin, so one
+///   plugin alone already runs on both cores.
+fn bench_dispatch(c: &mut Criterion) {
     let rt = runtime();
-    let mut g = c.benchmark_group("throughput");
-    for plugins in [1usize, 10] {
-        let (host, _) = rt.block_on(host_with(plugins, 2));
-        let batch = 20_000u64;
-        let evs = events(batch, 64);
-        // Elements = plugin calls (events × plugins).
-        g.throughput(Throughput::Elements(batch * plugins as u64));
-        g.sample_size(10);
-        g.bench_function(format!("plugins_{plugins}"), |b| {
+    let mut g = c.benchmark_group("dispatch");
+    for (plugins, instances, chats, name) in [
+        (1usize, 1usize, 1u64, "plugins_1/one_chat"),
+        (1, 2, 64, "plugins_1/64_chats"),
+        (10, 1, 1, "plugins_10/one_chat"),
+        (10, 2, 64, "plugins_10/64_chats"),
+    ] {
+        let (host, services) = rt.block_on(host_with(plugins, instances));
+        g.throughput(Throughput::Elements(plugins as u64));
+        g.bench_function(name, |b| {
             b.to_async(&rt).iter_custom(|iters| {
                 let host = host.clone();
-                let evs = evs.clone();
-                async move {
-                    let mut total = Duration::ZERO;
-                    for _ in 0..iters {
-                        let evs = evs.clone();
-                        let start = Instant::now();
-                        for e in evs {
-                            host.dispatch(e);
-                        }
-                        host.idle().await;
-                        total += start.elapsed();
-                    }
-                    total
-                }
+                let evs = events(iters, chats);
+                async move { run_batch(&host, evs).await }
             })
         });
+        // Every event was handled (the bench may also have been filtered out).
+        let handled: u64 = host.list().iter().map(|p| p.handled).sum();
+        assert_eq!(services.sends.load(Ordering::Relaxed), handled);
+        assert!(
+            host.list()
+                .iter()
+                .all(|p| p.failures == 0 && p.dropped == 0)
+        );
     }
+    // One plugin, one lane, a text the plugin ignores: no host call.
+    let (host, _) = rt.block_on(host_with(1, 1));
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("plugins_1/no_host_call", |b| {
+        b.to_async(&rt).iter_custom(|iters| {
+            let host = host.clone();
+            let evs: Vec<Event> = (0..iters)
+                .map(|_| Event::text("s", "0@s.whatsapp.net", "0@s.whatsapp.net", "ID", "hello"))
+                .collect();
+            async move { run_batch(&host, evs).await }
+        })
+    });
     g.finish();
 }
 
@@ -363,11 +358,82 @@ impl NewIn for PluginHost {
     }
 }
 
-criterion_group!(
-    benches,
-    bench_dispatch,
-    bench_throughput,
-    bench_instantiate,
-    bench_reload
-);
-criterion_main!(benches);
+criterion_group!(benches, bench_dispatch, bench_instantiate, bench_reload);
+
+fn main() {
+    if let Ok(n) = std::env::var("WASMEOW_DISPATCH_EVENTS") {
+        count(
+            n.parse()
+                .expect("WASMEOW_DISPATCH_EVENTS: a number of events"),
+        );
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}
+
+/// `WASMEOW_DISPATCH_EVENTS=N`: instead of criterion, dispatches N `!ping`
+/// events to one plugin on one lane (the `plugins_1/one_chat` setup) and prints
+/// wall time and the process's CPU time per event. Made for instruction counts
+/// that do not depend on machine load: run it under
+/// `valgrind --tool=callgrind` with two values of N and divide the difference
+/// of the totals by the difference of N (the fixed start-up cost cancels out).
+/// `WASMEOW_DISPATCH_CACHE=DIR` keeps compiled plugins in DIR, so a second run
+/// does not compile again; `WASMEOW_DISPATCH_SMALL_POOL=1` shrinks the pooling
+/// allocator (4 instances, 64 MiB memories), because valgrind cannot reserve the
+/// default pool's address space (the per-call path is the same).
+fn count(n: u64) {
+    let rt = runtime();
+    let cache = std::env::var_os("WASMEOW_DISPATCH_CACHE").map(PathBuf::from);
+    let (host, services) = rt.block_on(async {
+        let mut config = HostConfig {
+            default_spec: Some(spec(1)),
+            ..HostConfig::default()
+        };
+        config.engine.cache_dir = cache;
+        if std::env::var_os("WASMEOW_DISPATCH_SMALL_POOL").is_some() {
+            // Valgrind cannot reserve the default pool's address space.
+            config.engine.pool_instances = 4;
+            config.engine.pool_max_memory_bytes = 64 << 20;
+        }
+        let services = Arc::new(Counting::default());
+        let host = PluginHost::new(
+            config,
+            services.clone(),
+            Arc::new(MemoryKv::new()),
+            Arc::new(MemoryScheduler::new()),
+        )
+        .unwrap();
+        host.load_bytes("echo0", echo()).await.unwrap();
+        (host, services)
+    });
+    let evs = events(n, 1);
+    let cpu0 = cpu_time();
+    let wall = rt.block_on(run_batch(&host, evs));
+    let cpu = cpu_time().saturating_sub(cpu0);
+    assert_eq!(services.sends.load(Ordering::Relaxed), n);
+    let per = |d: Duration| d.as_nanos() as f64 / n.max(1) as f64;
+    println!(
+        "{n} events: wall {wall:?} ({:.0} ns/event, {:.0} events/s), process CPU {cpu:?} ({:.0} ns/event)",
+        per(wall),
+        n as f64 / wall.as_secs_f64(),
+        per(cpu),
+    );
+}
+
+/// User + system CPU time of this process so far (Linux `/proc`; zero elsewhere).
+fn cpu_time() -> Duration {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return Duration::ZERO;
+    };
+    // Fields after the command name (which is in parentheses); utime and stime
+    // are fields 14 and 15, in clock ticks (100 per second on Linux).
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<u64> = rest
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .map(|x| x.parse().unwrap_or(0))
+        .collect();
+    Duration::from_millis(f.iter().sum::<u64>() * 10)
+}

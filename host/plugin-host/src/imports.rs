@@ -92,7 +92,7 @@ impl PluginState {
         })?;
         nonempty_id("chat", &chat)?;
         check_outgoing(&message)?;
-        let ctx = self.ctx.clone();
+        let ctx = &*self.ctx;
         Self::timed(
             ctx.limits.host_call_timeout,
             ctx.services
@@ -115,7 +115,7 @@ impl PluginState {
         })?;
         nonempty_id("group", &group)?;
         limit_list("users", &users)?;
-        let ctx = self.ctx.clone();
+        let ctx = &*self.ctx;
         Self::timed(
             ctx.limits.host_call_timeout,
             ctx.services
@@ -141,7 +141,7 @@ impl PluginState {
             GroupSetting::Description(Some(d)) => limit_len("description", d, MAX_TEXT_BYTES)?,
             _ => {}
         }
-        let ctx = self.ctx.clone();
+        let ctx = &*self.ctx;
         Self::timed(
             ctx.limits.host_call_timeout,
             ctx.services
@@ -162,7 +162,7 @@ impl PluginState {
             group: &group,
         })?;
         nonempty_id("group", &group)?;
-        let ctx = self.ctx.clone();
+        let ctx = &*self.ctx;
         Self::timed(
             ctx.limits.host_call_timeout,
             ctx.services
@@ -235,7 +235,7 @@ impl messaging::Host for PluginState {
         nonempty_id("target id", &target.id)?;
         nonempty_id("target sender", &target.sender)?;
         limit_len("emoji", &emoji, 64)?;
-        let ctx = self.ctx.clone();
+        let ctx = &*self.ctx;
         Self::timed(
             ctx.limits.host_call_timeout,
             ctx.services
@@ -259,7 +259,7 @@ impl messaging::Host for PluginState {
         nonempty_id("chat", &chat)?;
         nonempty_id("sender", &sender)?;
         limit_list("message ids", &ids)?;
-        let ctx = self.ctx.clone();
+        let ctx = &*self.ctx;
         Self::timed(
             ctx.limits.host_call_timeout,
             ctx.services
@@ -280,7 +280,7 @@ impl messaging::Host for PluginState {
             chat: &chat,
         })?;
         nonempty_id("chat", &chat)?;
-        let ctx = self.ctx.clone();
+        let ctx = &*self.ctx;
         Self::timed(
             ctx.limits.host_call_timeout,
             ctx.services
@@ -292,7 +292,7 @@ impl messaging::Host for PluginState {
 
     async fn own_jid(&mut self, session: String) -> Result<String, ApiError> {
         self.check(Op::OwnJid { session: &session })?;
-        let ctx = self.ctx.clone();
+        let ctx = &*self.ctx;
         Self::timed(
             ctx.limits.host_call_timeout,
             ctx.services.host.own_jid(&ctx.name, &session),
@@ -311,7 +311,7 @@ impl groups::Host for PluginState {
         self.check(Op::GroupNew { session: &session })?;
         limit_len("subject", &subject, MAX_ID_BYTES)?;
         limit_list("participants", &participants)?;
-        let ctx = self.ctx.clone();
+        let ctx = &*self.ctx;
         Self::timed(
             ctx.limits.host_call_timeout,
             ctx.services
@@ -327,7 +327,7 @@ impl groups::Host for PluginState {
             group: &group,
         })?;
         nonempty_id("group", &group)?;
-        let ctx = self.ctx.clone();
+        let ctx = &*self.ctx;
         Self::timed(
             ctx.limits.host_call_timeout,
             ctx.services.host.group_info(&ctx.name, &session, &group),
@@ -430,7 +430,7 @@ impl groups::Host for PluginState {
     async fn join(&mut self, session: String, invite: String) -> Result<String, ApiError> {
         self.check(Op::GroupNew { session: &session })?;
         nonempty_id("invite", &invite)?;
-        let ctx = self.ctx.clone();
+        let ctx = &*self.ctx;
         Self::timed(
             ctx.limits.host_call_timeout,
             ctx.services.host.group_join(&ctx.name, &session, invite),
@@ -444,7 +444,7 @@ impl groups::Host for PluginState {
             group: &group,
         })?;
         nonempty_id("group", &group)?;
-        let ctx = self.ctx.clone();
+        let ctx = &*self.ctx;
         Self::timed(
             ctx.limits.host_call_timeout,
             ctx.services.host.group_leave(&ctx.name, &session, &group),
@@ -466,7 +466,7 @@ impl scheduler::Host for PluginState {
             limit_len("cron expression", &spec.expression, MAX_ID_BYTES)?;
             limit_len("time zone", &spec.timezone, MAX_ID_BYTES)?;
         }
-        let ctx = self.ctx.clone();
+        let ctx = &*self.ctx;
         Self::timed(
             ctx.limits.host_call_timeout,
             ctx.services
@@ -479,7 +479,7 @@ impl scheduler::Host for PluginState {
     async fn cancel(&mut self, id: String) -> Result<(), ApiError> {
         self.check(Op::ScheduleOwn)?;
         nonempty_id("job id", &id)?;
-        let ctx = self.ctx.clone();
+        let ctx = &*self.ctx;
         Self::timed(
             ctx.limits.host_call_timeout,
             ctx.services.scheduler.cancel(&ctx.name, &id),
@@ -489,7 +489,7 @@ impl scheduler::Host for PluginState {
 
     async fn list_jobs(&mut self) -> Result<Vec<Job>, ApiError> {
         self.check(Op::ScheduleOwn)?;
-        let ctx = self.ctx.clone();
+        let ctx = &*self.ctx;
         Self::timed(
             ctx.limits.host_call_timeout,
             ctx.services.scheduler.list(&ctx.name),
@@ -518,7 +518,7 @@ impl kv::Host for PluginState {
     async fn get(&mut self, key: String) -> Result<Option<Vec<u8>>, ApiError> {
         self.check(Op::Kv)?;
         check_key(&key)?;
-        let ctx = self.ctx.clone();
+        let ctx = &*self.ctx;
         Self::timed(
             ctx.limits.host_call_timeout,
             ctx.services.kv.get(&ctx.name, &key),
@@ -530,7 +530,7 @@ impl kv::Host for PluginState {
         self.check(Op::Kv)?;
         check_key(&key)?;
         check_value(&value)?;
-        let ctx = self.ctx.clone();
+        let ctx = &*self.ctx;
         Self::timed(
             ctx.limits.host_call_timeout,
             ctx.services.kv.set(&ctx.name, &key, value),
@@ -541,7 +541,7 @@ impl kv::Host for PluginState {
     async fn delete(&mut self, key: String) -> Result<bool, ApiError> {
         self.check(Op::Kv)?;
         check_key(&key)?;
-        let ctx = self.ctx.clone();
+        let ctx = &*self.ctx;
         Self::timed(
             ctx.limits.host_call_timeout,
             ctx.services.kv.delete(&ctx.name, &key),
@@ -553,7 +553,7 @@ impl kv::Host for PluginState {
         self.check(Op::Kv)?;
         limit_len("prefix", &prefix, MAX_KEY_BYTES)?;
         let limit = limit.min(MAX_LIST_KEYS) as usize;
-        let ctx = self.ctx.clone();
+        let ctx = &*self.ctx;
         Self::timed(
             ctx.limits.host_call_timeout,
             ctx.services.kv.list(&ctx.name, &prefix, limit),
@@ -572,7 +572,7 @@ impl kv::Host for PluginState {
         if let Some(v) = &new {
             check_value(v)?;
         }
-        let ctx = self.ctx.clone();
+        let ctx = &*self.ctx;
         Self::timed(
             ctx.limits.host_call_timeout,
             ctx.services

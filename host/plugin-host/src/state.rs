@@ -158,11 +158,20 @@ impl PluginState {
         })
     }
 
-    /// Runs a host service future with the plugin's host-call timeout.
+    /// Runs a host service future with the plugin's host-call timeout. The
+    /// future is polled once first: a call that completes at once (most do: they
+    /// queue work or answer from memory) never arms a timer; one that waits is
+    /// then bounded by `timeout`.
     pub(crate) async fn timed<T>(
         timeout: Duration,
         fut: impl Future<Output = Result<T, ApiError>>,
     ) -> Result<T, ApiError> {
+        let mut fut = std::pin::pin!(fut);
+        if let Poll::Ready(out) =
+            std::future::poll_fn(|cx| Poll::Ready(fut.as_mut().poll(cx))).await
+        {
+            return out;
+        }
         tokio::time::timeout(timeout, fut)
             .await
             .unwrap_or(Err(ApiError::Unavailable))
