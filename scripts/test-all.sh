@@ -19,6 +19,13 @@ if [ -x scripts/plugin-toolchain.sh ]; then
   scripts/plugin-toolchain.sh
 fi
 
+if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
+  stage "headless Chromium and chromedriver (Debian packages) for the admin page test"
+  sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver
+fi
+
 stage "build the Rust peers and the local server (wasmeow-sim) the Node harness drives"
 cargo build --release -p wasmeow-interop-peer -p wasmeow-sim
 

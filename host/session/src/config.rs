@@ -62,7 +62,9 @@ impl FromStr for WaVersion {
 /// Everything a session needs besides its store.
 #[derive(Debug, Clone)]
 pub struct SessionConfig {
-    /// Where to connect.
+    /// Where to connect. For `wss://` it also carries the TLS trust anchors: a test CA (the
+    /// simulator's `ca_pem`) is added with [`Endpoint::url_with_roots`] and
+    /// [`TlsRoots::with_extra_root_pem`](crate::transport::TlsRoots::with_extra_root_pem).
     pub endpoint: Endpoint,
     /// The `Origin` header (`None`: omit).
     pub origin: Option<String>,

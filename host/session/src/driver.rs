@@ -695,7 +695,10 @@ impl<A: AccountStore> Conn<'_, A> {
 
     fn handle_receipt(&mut self, node: &Node) {
         if node.attr_str("type") == Some("retry") {
-            let _ = self.inner.jobs.send(Job::RetryReceipt(node.clone()));
+            let _ = self
+                .inner
+                .jobs
+                .send(Job::RetryReceipt(Box::new(node.clone())));
         }
         if let Some(event) = recv::receipt_event(node) {
             self.inner.emit(Event::Receipt(event));
@@ -744,6 +747,36 @@ impl<A: AccountStore> Conn<'_, A> {
                 }
             }
             "w:gp2" => {
+                // LID-addressed groups name members by LID and give their phone number alongside
+                // (`<participant jid=lid phone_number=pn>`): remember the pairs, so later events
+                // and sends can use either identity.
+                let pairs: Vec<(String, String)> = node
+                    .child_nodes()
+                    .iter()
+                    .flat_map(|change| change.child_nodes().iter())
+                    .filter_map(|p| {
+                        let jid = jid_attr(p, "jid")?;
+                        let pn = jid_attr(p, "phone_number")?;
+                        (*jid.server() == wasmeow_protocol::binary::Server::Lid)
+                            .then(|| (jid.user().to_owned(), pn.user().to_owned()))
+                    })
+                    .collect();
+                if !pairs.is_empty() {
+                    let result = self
+                        .inner
+                        .blocking(move |store| {
+                            store.write::<_, StoreError>(|tx| {
+                                for (lid, pn) in &pairs {
+                                    crate::send::store_lid_mapping(tx, lid, pn)?;
+                                }
+                                Ok(())
+                            })
+                        })
+                        .await;
+                    if let Err(e) = result {
+                        tracing::warn!(error = %e, "storing group LID mappings failed");
+                    }
+                }
                 for event in crate::groups::parse_notification(node) {
                     self.inner
                         .shared
@@ -755,7 +788,10 @@ impl<A: AccountStore> Conn<'_, A> {
                 }
             }
             "link_code_companion_reg" => {
-                let _ = self.inner.jobs.send(Job::PairCodeFinish(node.clone()));
+                let _ = self
+                    .inner
+                    .jobs
+                    .send(Job::PairCodeFinish(Box::new(node.clone())));
             }
             other => tracing::debug!(kind = other, "unhandled notification"),
         }

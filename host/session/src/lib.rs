@@ -6,7 +6,8 @@
 //! encrypts Signal messages, runs group operations and reports everything as typed [`Event`]s.
 //! All durable state — credentials, prekeys, sessions, sender keys, dedupe ids, the outbox and
 //! inbound queues — lives in a [`wasmeow_store::AccountStore`]; memory holds only a few small
-//! caches, so hundreds of idle sessions fit in one process.
+//! caches, so hundreds of idle sessions fit in one process (`tests/idle_memory.rs`: 200 idle
+//! paired sessions on one encrypted store, at most 128 KiB each).
 //!
 //! # Tasks and data flow
 //!

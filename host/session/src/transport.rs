@@ -14,8 +14,10 @@
 //!
 //! Memory: every idle session keeps one open WebSocket, so buffer sizes are chosen here, not
 //! left at tungstenite's 128 KiB defaults: a 4 KiB read buffer, eager writes (no write
-//! buffering; our frames are written one WebSocket message at a time), and the WhatsApp frame
-//! limit (16 MiB) as the message limit.
+//! buffering; our frames are written one WebSocket message at a time), messages over 8 KiB
+//! sent as fragmented WebSocket messages (tungstenite's write buffer keeps the size of the
+//! largest frame it ever wrote), and the WhatsApp frame limit (16 MiB) as the message limit.
+//! `host/session/tests/idle_memory.rs` measures the result (200 idle sessions).
 
 use std::fmt;
 use std::pin::Pin;
@@ -29,6 +31,8 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 use tokio_tungstenite::tungstenite::http::{HeaderValue, Request};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data as OpData, OpCode};
 use tokio_tungstenite::tungstenite::{self, Message};
 
 /// The production WebSocket URL.
@@ -38,6 +42,11 @@ pub const WHATSAPP_ORIGIN: &str = "https://web.whatsapp.com";
 
 /// The tungstenite read buffer per connection.
 pub const READ_BUFFER_SIZE: usize = 4 * 1024;
+/// The largest WebSocket *frame* payload we send; longer messages are fragmented. tungstenite
+/// formats each outgoing frame into a write buffer that keeps its largest size for the life of
+/// the connection, so without this one prekey upload (812 keys, about 40 KiB) would pin 40 KiB
+/// in every idle session. Most stanzas are smaller and go out as a single frame.
+pub const MAX_FRAME_PAYLOAD: usize = 8 * 1024;
 /// The largest WebSocket message accepted: one maximal WhatsApp frame plus its prefix.
 pub const MAX_MESSAGE_SIZE: usize = wasmeow_protocol::frame::MAX_FRAME_LEN + 3;
 
@@ -55,9 +64,22 @@ pub enum TransportError {
     /// TCP connect, TLS or the WebSocket upgrade did not finish in time.
     #[error("connecting timed out after {0:?}")]
     ConnectTimeout(Duration),
-    /// TCP or TLS failed.
+    /// TCP failed (or a TLS trust anchor could not be built).
     #[error("connection failed: {0}")]
     Io(#[from] std::io::Error),
+    /// The TLS handshake failed: most often the server's certificate does not chain to a
+    /// trusted root (for the simulator: its test CA was not added, see
+    /// [`TlsRoots::with_extra_root_pem`]).
+    #[error("TLS handshake with {host} failed: {source}")]
+    Tls {
+        /// The host name the certificate was checked against.
+        host: String,
+        /// rustls' error (wrapped in an I/O error by tokio-rustls).
+        source: std::io::Error,
+    },
+    /// A PEM trust anchor could not be read.
+    #[error("invalid PEM certificate: {0}")]
+    InvalidPem(String),
     /// The WebSocket layer failed (upgrade refused, protocol error, oversized message, …).
     #[error("websocket: {0}")]
     WebSocket(#[from] tungstenite::Error),
@@ -107,6 +129,27 @@ impl TlsRoots {
         roots
             .add(rustls::pki_types::CertificateDer::from(der.to_vec()))
             .map_err(|e| TransportError::Io(std::io::Error::other(e)))?;
+        Self::from_store(roots)
+    }
+
+    /// Mozilla's roots plus every certificate in `pem` (the simulator's `ca_pem`, a
+    /// corporate proxy's CA, ...). Fails with [`TransportError::InvalidPem`] if `pem` holds no
+    /// certificate or one that cannot be parsed.
+    pub fn with_extra_root_pem(pem: &str) -> Result<Self, TransportError> {
+        use rustls::pki_types::pem::PemObject as _;
+        let mut roots = rustls::RootCertStore::empty();
+        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        let mut added = 0usize;
+        for cert in rustls::pki_types::CertificateDer::pem_slice_iter(pem.as_bytes()) {
+            let cert = cert.map_err(|e| TransportError::InvalidPem(e.to_string()))?;
+            roots
+                .add(cert)
+                .map_err(|e| TransportError::InvalidPem(e.to_string()))?;
+            added += 1;
+        }
+        if added == 0 {
+            return Err(TransportError::InvalidPem("no CERTIFICATE block".into()));
+        }
         Self::from_store(roots)
     }
 
@@ -181,6 +224,19 @@ impl Endpoint {
         }
     }
 
+    /// A `ws://` / `wss://` URL with the given trust anchors (e.g. the public roots plus the
+    /// simulator's test CA: `Endpoint::url_with_roots(wss_url,
+    /// TlsRoots::with_extra_root_pem(&ca_pem)?)`). This is how a [`SessionConfig`] carries an
+    /// extra CA: its `endpoint` owns the roots.
+    ///
+    /// [`SessionConfig`]: crate::SessionConfig
+    pub fn url_with_roots(url: impl Into<String>, roots: TlsRoots) -> Self {
+        Self::Url {
+            url: url.into(),
+            roots,
+        }
+    }
+
     /// An in-memory endpoint.
     pub fn memory(connector: MemoryConnector) -> Self {
         Self::Memory { connector }
@@ -231,7 +287,13 @@ impl Endpoint {
                     let name = rustls::pki_types::ServerName::try_from(bare)
                         .map_err(|e| invalid(url, &e.to_string()))?;
                     let connector = tokio_rustls::TlsConnector::from(roots.config.clone());
-                    Box::pin(connector.connect(name, tcp).await?)
+                    let tls = connector.connect(name, tcp).await.map_err(|source| {
+                        TransportError::Tls {
+                            host: host.clone(),
+                            source,
+                        }
+                    })?;
+                    Box::pin(tls)
                 } else {
                     Box::pin(tcp)
                 };
@@ -289,9 +351,28 @@ impl fmt::Debug for WsTransport {
 }
 
 impl WsTransport {
-    /// Sends one binary message.
+    /// Sends one binary message. A message longer than [`MAX_FRAME_PAYLOAD`] goes out as one
+    /// fragmented WebSocket message (RFC 6455 §5.4: a first binary frame, then continuation
+    /// frames; the peer reassembles the same message), each fragment flushed before the next,
+    /// so tungstenite's write buffer never holds more than one fragment.
     pub async fn send(&mut self, bytes: Vec<u8>) -> Result<(), TransportError> {
-        self.ws.send(Message::Binary(bytes.into())).await?;
+        if bytes.len() <= MAX_FRAME_PAYLOAD {
+            self.ws.send(Message::Binary(bytes.into())).await?;
+            return Ok(());
+        }
+        let bytes = tungstenite::Bytes::from(bytes);
+        let mut start = 0;
+        while start < bytes.len() {
+            let end = (start + MAX_FRAME_PAYLOAD).min(bytes.len());
+            let opcode = if start == 0 {
+                OpCode::Data(OpData::Binary)
+            } else {
+                OpCode::Data(OpData::Continue)
+            };
+            let frame = Frame::message(bytes.slice(start..end), opcode, end == bytes.len());
+            self.ws.send(Message::Frame(frame)).await?;
+            start = end;
+        }
         Ok(())
     }
 

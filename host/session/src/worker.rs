@@ -41,13 +41,14 @@ pub const MAX_IN_FLIGHT: usize = 64;
 /// Transient failures before an entry is given up.
 pub const MAX_ATTEMPTS: u32 = 5;
 
-/// Work the driver hands over.
+/// Work the driver hands over. Nodes are boxed: the job channel keeps a block of 32 slots
+/// allocated for the session's lifetime, and a small `Job` keeps that block small.
 #[derive(Debug)]
 pub(crate) enum Job {
     LoggedIn,
     RefillPrekeys,
-    RetryReceipt(Node),
-    PairCodeFinish(Node),
+    RetryReceipt(Box<Node>),
+    PairCodeFinish(Box<Node>),
 }
 
 type AckFuture = Pin<Box<dyn Future<Output = (u64, String, String, bool, Outcome<Node>)> + Send>>;

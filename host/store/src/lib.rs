@@ -76,7 +76,7 @@ pub use kek::{Argon2Params, KEY_ENV_VAR, KekSource, KeyConfig};
 pub use memory::{MemoryAccount, MemoryStore};
 pub use ops::{Problem, ProblemKind, TableCount, VerifyReport, compact, rekey, verify};
 pub use redb_store::migrate::V1_ACCOUNT_NAME;
-pub use redb_store::{OpenOptions, RedbAccount, RedbStore};
+pub use redb_store::{DEFAULT_CACHE_BYTES, OpenOptions, RedbAccount, RedbStore};
 pub use traits::{
     AccountStore, DedupeStore, DeviceListStore, DeviceStore, IdentityStore, JobStore, LidStore,
     PluginKvStore, PreKeyStore, QueueStore, RecentSentStore, SenderKeyStore, SessionStore,

@@ -3,7 +3,7 @@
 //! Subcommands are added as the parts they drive land; each one works for real. Output is for people by
 //! default and machine-readable with `--json`.
 
-use wasmeow::config;
+use wasmeow::{cli, config};
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -24,6 +24,57 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run every session and plugin from bot.toml until SIGINT/SIGTERM.
+    Run {
+        /// The configuration file.
+        #[arg(long, default_value = "bot.toml")]
+        config: PathBuf,
+        /// Pair an unpaired session by phone number instead of a QR code (digits, international
+        /// format); the pairing code to type on the phone is printed.
+        #[arg(long)]
+        phone: Option<String>,
+        /// The session `--phone` applies to (default: the only unpaired one).
+        #[arg(long, requires = "phone")]
+        session: Option<String>,
+        /// Log JSON lines instead of human-readable text (overrides bot.toml [logging]).
+        #[arg(long)]
+        log_json: bool,
+    },
+    /// The whole product with nothing configured: an in-process simulator, the example plugins,
+    /// automatic pairing and a short scripted conversation.
+    Demo {
+        /// Delay of the scripted reminder, in seconds.
+        #[arg(long, default_value_t = 3)]
+        reminder_secs: u64,
+    },
+    /// Run the WhatsApp simulator standalone (prints where it listens as JSON; stops on Ctrl-C).
+    Sim {
+        /// Port of the ws:// listener (0: any free port).
+        #[arg(long, default_value_t = 0)]
+        ws_port: u16,
+        /// Port of the JSON control API (0: any free port).
+        #[arg(long, default_value_t = 0)]
+        control_port: u16,
+        /// Persist the simulator's state in this file (and load it at start).
+        #[arg(long)]
+        state: Option<PathBuf>,
+        /// Create a phone account with this number at start (repeatable).
+        #[arg(long)]
+        phone: Vec<String>,
+    },
+    /// Manage the sessions of a running host (through its admin API).
+    Session {
+        #[command(subcommand)]
+        command: SessionCommand,
+        /// The configuration file (its [admin] section says where the API listens).
+        #[arg(long, default_value = "bot.toml", global = true)]
+        config: PathBuf,
+    },
+    /// Create, build, list and reload plugins.
+    Plugin {
+        #[command(subcommand)]
+        command: PluginCommand,
+    },
     /// Work with bot.toml.
     Config {
         #[command(subcommand)]
@@ -33,6 +84,74 @@ enum Command {
     Store {
         #[command(subcommand)]
         command: StoreCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum SessionCommand {
+    /// Create and start a session (it then shows a QR code: `wasmeow session list`, the admin page).
+    Add {
+        /// Letters, digits, '-', '_'.
+        name: String,
+        /// WebSocket URL (default: WhatsApp).
+        #[arg(long)]
+        server: Option<String>,
+        /// Noise certificate root, 64 hex digits (simulator only).
+        #[arg(long)]
+        root_key: Option<String>,
+        /// Push name.
+        #[arg(long)]
+        push_name: Option<String>,
+    },
+    /// Stop a session and delete its keys from the store.
+    Remove {
+        /// The session.
+        name: String,
+        /// Unlink the device from the phone first.
+        #[arg(long)]
+        logout: bool,
+    },
+    /// List sessions and their states.
+    List,
+    /// Unlink a session's device from the phone; the session then shows a new QR code.
+    Logout {
+        /// The session.
+        name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum PluginCommand {
+    /// Scaffold a new plugin crate.
+    New {
+        /// The plugin's name (lowercase letters, digits, '-', '_').
+        name: String,
+        /// Where to create it (default: ./NAME).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+    /// Build a plugin crate into NAME.wasm (a component of the wasmeow:bot world).
+    Build {
+        /// The plugin crate (default: the current folder).
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+        /// Write NAME.wasm here instead of the crate folder.
+        #[arg(long)]
+        out_dir: Option<PathBuf>,
+    },
+    /// List the plugins a running host has loaded (through its admin API).
+    List {
+        /// The configuration file.
+        #[arg(long, default_value = "bot.toml")]
+        config: PathBuf,
+    },
+    /// Reload a plugin from its file now (through the admin API).
+    Reload {
+        /// The plugin.
+        name: String,
+        /// The configuration file.
+        #[arg(long, default_value = "bot.toml")]
+        config: PathBuf,
     },
 }
 
@@ -85,13 +204,83 @@ fn main() -> ExitCode {
             command: ConfigCommand::Check { config },
         } => config_check(&config, cli.json),
         Command::Store { command } => store(command, cli.json),
+        Command::Run {
+            config,
+            phone,
+            session,
+            log_json,
+        } => finish(cli::run(&config, phone, session, log_json), cli.json),
+        Command::Demo { reminder_secs } => finish(cli::demo(reminder_secs, cli.json), cli.json),
+        Command::Sim {
+            ws_port,
+            control_port,
+            state,
+            phone,
+        } => finish(cli::sim(ws_port, control_port, state, phone), cli.json),
+        Command::Session { command, config } => {
+            let action = match command {
+                SessionCommand::Add {
+                    name,
+                    server,
+                    root_key,
+                    push_name,
+                } => cli::SessionAction::Add(wasmeow::control::NewSession {
+                    name,
+                    server,
+                    root_key,
+                    push_name,
+                }),
+                SessionCommand::Remove { name, logout } => {
+                    cli::SessionAction::Remove { name, logout }
+                }
+                SessionCommand::List => cli::SessionAction::List,
+                SessionCommand::Logout { name } => cli::SessionAction::Logout(name),
+            };
+            finish(cli::session(&config, action, cli.json), cli.json)
+        }
+        Command::Plugin { command } => {
+            let result = match command {
+                PluginCommand::New { name, dir } => cli::plugin_new(&name, dir, cli.json),
+                PluginCommand::Build { dir, out_dir } => cli::plugin_build(&dir, out_dir, cli.json),
+                PluginCommand::List { config } => cli::plugin_list(&config, cli.json),
+                PluginCommand::Reload { name, config } => {
+                    cli::plugin_reload(&config, &name, cli.json)
+                }
+            };
+            finish(result, cli.json)
+        }
+    }
+}
+
+fn finish(result: anyhow::Result<()>, json: bool) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({"ok": false, "error": format!("{e:#}")})
+                );
+            } else {
+                eprintln!("error: {e:#}");
+            }
+            ExitCode::from(2)
+        }
     }
 }
 
 fn store(command: StoreCommand, json: bool) -> ExitCode {
     let result = match command {
         StoreCommand::Verify { config } => load(&config)
-            .and_then(|cfg| store_cmd::verify(&cfg.store))
+            .and_then(|cfg| {
+                let spinner = cli::progress(
+                    json,
+                    format!("decrypting every record of {}", cfg.store.path.display()),
+                );
+                let report = store_cmd::verify(&cfg.store);
+                spinner.finish_and_clear();
+                report
+            })
             .map(|report| {
                 if json {
                     println!("{}", serde_json::to_string(&report).unwrap_or_default());
@@ -114,7 +303,13 @@ fn store(command: StoreCommand, json: bool) -> ExitCode {
                 NewKey::PassphraseEnv(new.new_passphrase_env.unwrap_or_default())
             };
             load(&config).and_then(|cfg| {
-                store_cmd::rekey(&cfg.store, &new)?;
+                let spinner = cli::progress(
+                    json,
+                    format!("rewrapping the keys of {}", cfg.store.path.display()),
+                );
+                let done = store_cmd::rekey(&cfg.store, &new);
+                spinner.finish_and_clear();
+                done?;
                 if json {
                     println!(
                         "{}",

@@ -376,6 +376,66 @@ impl SimHandle {
         Ok(crate::util::group_jid(&gid).to_string())
     }
 
+    /// The phone of `pn` adds, removes, promotes or demotes (`action`) `users` in `group`, exactly
+    /// as if it had sent the `w:g2` IQ (same permission checks, same notifications to every other
+    /// member device). Returns the per-participant error codes (`None`: done).
+    pub fn phone_group_participants(
+        &self,
+        pn: &str,
+        group: &str,
+        action: &str,
+        users: &[&str],
+    ) -> Result<Vec<(String, Option<String>)>, SimError> {
+        if !matches!(action, "add" | "remove" | "promote" | "demote") {
+            return Err(SimError::BadRequest(format!(
+                "action must be add, remove, promote or demote, not {action:?}"
+            )));
+        }
+        let group_jid = parse_jid(group)?;
+        let mut op = wasmeow_protocol::binary::Node::new(action.to_owned());
+        for u in users {
+            op.push_child(
+                wasmeow_protocol::binary::Node::new("participant").attr("jid", parse_jid(u)?),
+            );
+        }
+        let iq = wasmeow_protocol::binary::Node::new("iq")
+            .attr("to", group_jid)
+            .child(op);
+        let mut world = self.shared().lock();
+        if !world.accounts.contains_key(pn) {
+            return Err(SimError::BadRequest(format!("unknown account {pn}")));
+        }
+        let result = world
+            .iq_groups(&DevAddr::new(pn, 0), &iq, "set")
+            .map_err(|e| {
+                SimError::BadRequest(format!("the server refused: {} {}", e.code, e.text))
+            })?;
+        Ok(result
+            .iter()
+            .flat_map(|n| n.child_nodes().iter())
+            .map(|p| {
+                (
+                    p.attr_value("jid")
+                        .map(|v| v.to_string())
+                        .unwrap_or_default(),
+                    p.attr_value("error").map(|v| v.to_string()),
+                )
+            })
+            .collect())
+    }
+
+    /// The phone numbers of a group's current members, in join order (`group` is `<id>@g.us` or
+    /// the bare id).
+    pub fn group_members(&self, group: &str) -> Result<Vec<String>, SimError> {
+        let id = group.strip_suffix("@g.us").unwrap_or(group);
+        let world = self.shared().lock();
+        let g = world
+            .groups
+            .get(id)
+            .ok_or_else(|| SimError::BadRequest(format!("unknown group {group}")))?;
+        Ok(g.participants.iter().map(|p| p.pn.clone()).collect())
+    }
+
     fn device(&self, jid: &str) -> Result<DevAddr, SimError> {
         let jid = parse_jid(jid)?;
         self.shared()

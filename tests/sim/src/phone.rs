@@ -10,6 +10,12 @@
 //! [`World::on_receipt`] as if a connection had sent them. Identity keys are trusted on first
 //! use and replaced when a peer re-pairs (whatsmeow's default `AutoTrustIdentity`). The phone
 //! does not verify companions' ADV device identities.
+//!
+//! Retry receipts: a phone keeps its last [`PHONE_RECENT_SENT`] sent messages and answers a
+//! retry receipt for one of them by re-encrypting it to the requesting device alone (a group
+//! message pairwise, with the phone's sender key distribution), at most [`PHONE_MAX_RESENDS`]
+//! times per message and device. A receipt carrying `<keys>` replaces the phone's session with
+//! that device by a fresh one built from those keys, so the resend is a new `pkmsg`.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -33,6 +39,10 @@ use crate::util::{
 
 /// One-time prekeys a phone keeps published.
 const PHONE_PREKEYS: u32 = 30;
+/// Sent messages a phone keeps for answering retry receipts (the newest).
+pub(crate) const PHONE_RECENT_SENT: usize = 64;
+/// Resends of one message to one device before the phone stops answering its retries.
+pub(crate) const PHONE_MAX_RESENDS: u32 = 5;
 
 /// A message a simulated phone received and decrypted.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -84,6 +94,19 @@ struct StoredPreKey {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Blob(#[serde(with = "b64")] Vec<u8>);
 
+/// A message a phone sent, kept to answer retry receipts.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct SentMessage {
+    id: String,
+    /// The peer's phone number (1:1) or the group id.
+    chat: String,
+    group: bool,
+    /// The encoded `wa::Message`.
+    content: Blob,
+    /// Resends so far, by device ("pn:device").
+    resends: BTreeMap<String, u32>,
+}
+
 /// A simulated primary phone.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Phone {
@@ -111,6 +134,9 @@ pub(crate) struct Phone {
     pub(crate) receipts: Vec<PhoneReceipt>,
     pub(crate) acks: Vec<PhoneAck>,
     pub(crate) undecryptable: u64,
+    /// The newest sent messages, oldest first (for retry receipts).
+    #[serde(default)]
+    recent_sent: std::collections::VecDeque<SentMessage>,
 }
 
 fn addr_key(addr: &DevAddr) -> String {
@@ -229,6 +255,7 @@ impl World {
             receipts: Vec::new(),
             acks: Vec::new(),
             undecryptable: 0,
+            recent_sent: Default::default(),
         };
         let mut device = DeviceRecord {
             id: 0,
@@ -345,6 +372,9 @@ impl World {
                             kind: kind.clone(),
                         });
                     }
+                }
+                if kind == "retry" {
+                    self.phone_answer_retry(pn, &node);
                 }
             }
             _ => {}
@@ -725,6 +755,7 @@ impl World {
             );
         }
         let id = self.phone_message_id();
+        self.phone_remember_sent(pn, &id, &target, false, &content);
         let stanza = Node::new("message")
             .attr("id", id.clone())
             .attr("to", to_jid)
@@ -811,6 +842,7 @@ impl World {
                 .extend(newly);
         }
         let id = self.phone_message_id();
+        self.phone_remember_sent(pn, &id, gid, true, content);
         let mut children = Vec::new();
         if !participants.is_empty() {
             children.push(Node::new("participants").children(participants));
@@ -830,6 +862,136 @@ impl World {
         Ok(id)
     }
 
+    fn phone_remember_sent(
+        &mut self,
+        pn: &str,
+        id: &str,
+        chat: &str,
+        group: bool,
+        content: &wa::Message,
+    ) {
+        let Some(phone) = self.phones.get_mut(pn) else {
+            return;
+        };
+        if phone.recent_sent.len() >= PHONE_RECENT_SENT {
+            phone.recent_sent.pop_front();
+        }
+        phone.recent_sent.push_back(SentMessage {
+            id: id.to_owned(),
+            chat: chat.to_owned(),
+            group,
+            content: Blob(content.encode_to_vec()),
+            resends: BTreeMap::new(),
+        });
+        self.dirty = true;
+    }
+
+    /// Answers a retry receipt the phone of `pn` received: re-encrypts the named message for
+    /// the requesting device alone (see the module docs). Unknown messages, devices and
+    /// unusable keys are ignored, as a phone would.
+    fn phone_answer_retry(&mut self, pn: &str, receipt: &Node) {
+        let Some(id) = attr_string(receipt, "id") else {
+            return;
+        };
+        let from = attr_jid(receipt, "from");
+        let requester_jid = match &from {
+            Some(f) if f.is_group() => attr_jid(receipt, "participant"),
+            other => other.clone(),
+        };
+        let Some(requester) = requester_jid.and_then(|j| self.resolve_device(&j)) else {
+            return;
+        };
+        let Some(phone) = self.phones.get_mut(pn) else {
+            return;
+        };
+        let Some(sent) = phone.recent_sent.iter_mut().find(|m| m.id == id) else {
+            return;
+        };
+        let resends = sent.resends.entry(addr_key(&requester)).or_insert(0);
+        if *resends >= PHONE_MAX_RESENDS {
+            return;
+        }
+        *resends += 1;
+        let count = *resends;
+        let (chat, group, content) = (sent.chat.clone(), sent.group, sent.content.0.clone());
+        let Ok(mut message) = wa::Message::decode(content.as_slice()) else {
+            return;
+        };
+        // Keys in the receipt: the device lost its session; start a fresh one from them.
+        if let Some(keys) = receipt.child_by_tag("keys")
+            && let Some(bundle) = retry_bundle(receipt, keys, requester.dev)
+        {
+            let Some(phone) = self.phones.get(pn) else {
+                return;
+            };
+            let local = phone.local();
+            let Ok(init) = session::initiate(None, &local, &bundle, None, &mut self.rng) else {
+                return;
+            };
+            if let Some(phone) = self.phones.get_mut(pn) {
+                phone
+                    .identities
+                    .insert(addr_key(&requester), Blob(bundle.identity_key.0.to_vec()));
+                phone
+                    .sessions
+                    .insert(addr_key(&requester), Blob(init.record.to_bytes()));
+            }
+        }
+        let lid;
+        let mut stanza = Node::new("message")
+            .attr("id", id.clone())
+            .attr("type", "text");
+        if group {
+            let Some(g) = self.groups.get(&chat) else {
+                return;
+            };
+            lid = g.lid_addressing();
+            // The device may also have lost our sender key: send it along.
+            if let Some(own) = self
+                .phones
+                .get(pn)
+                .and_then(|p| p.own_sender_keys.get(&chat))
+                .and_then(|b| SenderKeyRecord::from_bytes(&b.0).ok())
+                && let Ok(distribution) = group::distribution_message(&own)
+            {
+                message.sender_key_distribution_message =
+                    Some(message::SenderKeyDistributionMessage {
+                        group_id: Some(group_jid(&chat).to_string()),
+                        axolotl_sender_key_distribution_message: Some(distribution.into()),
+                    });
+            }
+            stanza.set_attr("to", group_jid(&chat));
+            stanza.set_attr("participant", self.jid_of(&requester, lid));
+        } else {
+            lid = self.addressing == crate::config::Addressing::Lid;
+            if requester.pn == pn {
+                // One of the phone's own companions: the "sent by me" form.
+                message = wa::Message {
+                    device_sent_message: Some(Box::new(message::DeviceSentMessage {
+                        destination_jid: Some(self.user_jid(&chat, false).to_string()),
+                        message: Some(Box::new(message)),
+                        phash: None,
+                    })),
+                    ..Default::default()
+                };
+                stanza.set_attr("recipient", self.user_jid(&chat, lid));
+            }
+            stanza.set_attr("to", self.jid_of(&requester, lid));
+        }
+        let padded = padding::pad(&message.encode_to_vec(), &mut self.rng);
+        let Some(ct) = self.phone_encrypt_for(pn, &requester, &padded) else {
+            return;
+        };
+        stanza.push_child(
+            Node::new("enc")
+                .attr("v", "2")
+                .attr("type", ct.enc_type())
+                .attr("count", count.to_string())
+                .bytes(ct.into_bytes()),
+        );
+        self.on_message(&DevAddr::new(pn, 0), stanza);
+    }
+
     /// Forgets which devices have the phone's sender key for a group (e.g. after membership
     /// changes), so the next group send distributes a fresh key to everyone.
     pub(crate) fn phone_reset_sender_key(&mut self, pn: &str, gid: &str) {
@@ -838,4 +1000,33 @@ impl World {
             phone.skdm_sent.remove(gid);
         }
     }
+}
+
+/// The prekey bundle in a retry receipt: `<registration>` beside `<keys>` holding `<identity>`,
+/// `<skey>{id, value, signature}` and optionally `<key>{id, value}`. `None` if malformed.
+fn retry_bundle(receipt: &Node, keys: &Node, device: u16) -> Option<PreKeyBundle> {
+    fn bytes(n: Option<&Node>) -> Option<&[u8]> {
+        n.and_then(Node::content_bytes)
+    }
+    let id3 = |n: &Node| -> Option<u32> {
+        let b = bytes(n.child_by_tag("id"))?;
+        (b.len() == 3).then(|| u32::from_be_bytes([0, b[0], b[1], b[2]]))
+    };
+    let registration = bytes(receipt.child_by_tag("registration"))?;
+    let skey = keys.child_by_tag("skey")?;
+    Some(PreKeyBundle {
+        registration_id: u32::from_be_bytes(registration.try_into().ok()?),
+        device_id: u32::from(device),
+        identity_key: PublicKey::from_slice(bytes(keys.child_by_tag("identity"))?).ok()?,
+        signed_pre_key_id: id3(skey)?,
+        signed_pre_key_public: PublicKey::from_slice(bytes(skey.child_by_tag("value"))?).ok()?,
+        signed_pre_key_signature: bytes(skey.child_by_tag("signature"))?.try_into().ok()?,
+        pre_key: match keys.child_by_tag("key") {
+            Some(k) => Some(PreKeyPublic {
+                id: id3(k)?,
+                public: PublicKey::from_slice(bytes(k.child_by_tag("value"))?).ok()?,
+            }),
+            None => None,
+        },
+    })
 }

@@ -44,16 +44,26 @@ pub struct OpenOptions {
     /// Argon2id parameters used when a passphrase header is written (new file, rekey). Opening
     /// an existing file uses the parameters stored in its header.
     pub argon2: Argon2Params,
-    /// redb page cache size in bytes.
+    /// redb page cache size in bytes: a ceiling for the whole file (all accounts), which redb
+    /// fills with every page it reads or writes until it is reached. Default
+    /// [`DEFAULT_CACHE_BYTES`].
     pub cache_bytes: usize,
 }
+
+/// The default page cache: 8 MiB. The cache keeps every page it touched up to its ceiling,
+/// and 200 freshly paired accounts write about 20 MiB of pages (812 one-time prekeys each),
+/// so with a larger ceiling those never-read prekey pages would stay in memory: 100 KiB per
+/// idle session at 128 MiB (`host/session/tests/idle_memory.rs`, budget 128 KiB per
+/// session). 8 MiB holds the branch pages and the hot records (credentials, Signal sessions,
+/// dedupe ids) of a few hundred accounts; colder records are read from the OS page cache.
+pub const DEFAULT_CACHE_BYTES: usize = 8 << 20;
 
 impl Default for OpenOptions {
     fn default() -> Self {
         Self {
             limits: Limits::default(),
             argon2: Argon2Params::default(),
-            cache_bytes: 128 << 20,
+            cache_bytes: DEFAULT_CACHE_BYTES,
         }
     }
 }

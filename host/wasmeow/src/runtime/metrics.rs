@@ -1,0 +1,274 @@
+//! The host's metrics in the Prometheus text exposition format (version 0.0.4).
+//!
+//! Contract: counters are lock-free atomics bumped on the event path; gauges (sessions by
+//! state, outbox depth, plugin health) are read from their owners at scrape time, so a scrape
+//! never shows stale state. The text is rendered by hand: the format is small and stable, and a
+//! registry crate would add nothing the tests below do not pin down.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// A monotonically increasing counter.
+#[derive(Debug, Default)]
+pub struct Counter(AtomicU64);
+
+impl Counter {
+    /// Adds one.
+    pub fn inc(&self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Adds `n`.
+    pub fn add(&self, n: u64) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// The current value.
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// Counters bumped by the runtime.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// Decrypted messages received (all sessions).
+    pub messages_in: Counter,
+    /// Messages queued for sending (plugins and the admin API).
+    pub messages_out: Counter,
+    /// Messages that failed for good after queueing.
+    pub send_failures: Counter,
+    /// Messages that could not be decrypted.
+    pub decrypt_failures: Counter,
+    /// Retry receipts we sent for undecryptable messages.
+    pub retries: Counter,
+    /// Events handed to the plugin host.
+    pub plugin_events: Counter,
+    /// Events the plugin host refused (overload, quarantine).
+    pub plugin_events_dropped: Counter,
+    /// Sessions refused by admission control.
+    pub admission_refusals: Counter,
+    /// Reconnects scheduled after a disconnect.
+    pub reconnects: Counter,
+}
+
+/// A scrape-time sample of one plugin.
+#[derive(Debug, Clone)]
+pub struct PluginSample {
+    /// Its name.
+    pub name: String,
+    /// Events handled.
+    pub handled: u64,
+    /// Traps and deadline hits.
+    pub failures: u64,
+    /// Events dropped.
+    pub dropped: u64,
+    /// Events queued or running.
+    pub in_flight: u64,
+    /// Whether it is quarantined.
+    pub quarantined: bool,
+}
+
+/// Scrape-time gauges.
+#[derive(Debug, Clone, Default)]
+pub struct Gauges {
+    /// (state name, number of sessions) for every state.
+    pub sessions_by_state: Vec<(&'static str, u64)>,
+    /// (session, outbox depth).
+    pub outbox: Vec<(String, u64)>,
+    /// Per-plugin samples.
+    pub plugins: Vec<PluginSample>,
+    /// Stored jobs.
+    pub jobs: u64,
+    /// Whether admission control is refusing new sessions.
+    pub admission_refusing: bool,
+}
+
+fn escape(label: &str) -> String {
+    label
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+impl Metrics {
+    /// Renders every metric.
+    pub fn render(&self, g: &Gauges) -> String {
+        let mut out = String::with_capacity(2048);
+        let counters: [(&str, &str, &Counter); 9] = [
+            (
+                "wasmeow_messages_received_total",
+                "Decrypted messages received.",
+                &self.messages_in,
+            ),
+            (
+                "wasmeow_messages_sent_total",
+                "Messages queued for sending.",
+                &self.messages_out,
+            ),
+            (
+                "wasmeow_send_failures_total",
+                "Queued messages that failed for good.",
+                &self.send_failures,
+            ),
+            (
+                "wasmeow_decrypt_failures_total",
+                "Messages that could not be decrypted.",
+                &self.decrypt_failures,
+            ),
+            (
+                "wasmeow_retry_receipts_total",
+                "Retry receipts sent for undecryptable messages.",
+                &self.retries,
+            ),
+            (
+                "wasmeow_plugin_events_total",
+                "Events handed to the plugin host.",
+                &self.plugin_events,
+            ),
+            (
+                "wasmeow_plugin_events_dropped_total",
+                "Events the plugin host did not queue (overload, quarantine).",
+                &self.plugin_events_dropped,
+            ),
+            (
+                "wasmeow_admission_refusals_total",
+                "New sessions refused by admission control.",
+                &self.admission_refusals,
+            ),
+            (
+                "wasmeow_reconnects_total",
+                "Reconnects scheduled after a disconnect.",
+                &self.reconnects,
+            ),
+        ];
+        for (name, help, c) in counters {
+            family(&mut out, name, "counter", help);
+            let _ = writeln!(out, "{name} {}", c.get());
+        }
+        family(
+            &mut out,
+            "wasmeow_sessions",
+            "gauge",
+            "Sessions by connection state.",
+        );
+        for (state, n) in &g.sessions_by_state {
+            let _ = writeln!(out, "wasmeow_sessions{{state=\"{state}\"}} {n}");
+        }
+        family(
+            &mut out,
+            "wasmeow_outbox_depth",
+            "gauge",
+            "Messages waiting in a session's persistent outbox.",
+        );
+        for (s, n) in &g.outbox {
+            let _ = writeln!(out, "wasmeow_outbox_depth{{session=\"{}\"}} {n}", escape(s));
+        }
+        type Family = (
+            &'static str,
+            &'static str,
+            &'static str,
+            fn(&PluginSample) -> u64,
+        );
+        let plugin_families: [Family; 5] = [
+            (
+                "wasmeow_plugin_calls_total",
+                "counter",
+                "Events a plugin handled.",
+                |p| p.handled,
+            ),
+            (
+                "wasmeow_plugin_traps_total",
+                "counter",
+                "Plugin calls that trapped or hit their deadline.",
+                |p| p.failures,
+            ),
+            (
+                "wasmeow_plugin_dropped_total",
+                "counter",
+                "Events a plugin did not get (overload, quarantine).",
+                |p| p.dropped,
+            ),
+            (
+                "wasmeow_plugin_in_flight",
+                "gauge",
+                "Events queued or running in a plugin.",
+                |p| p.in_flight,
+            ),
+            (
+                "wasmeow_plugin_quarantined",
+                "gauge",
+                "1 while a plugin is quarantined.",
+                |p| u64::from(p.quarantined),
+            ),
+        ];
+        for (name, kind, help, f) in plugin_families {
+            family(&mut out, name, kind, help);
+            for p in &g.plugins {
+                let _ = writeln!(out, "{name}{{plugin=\"{}\"}} {}", escape(&p.name), f(p));
+            }
+        }
+        family(&mut out, "wasmeow_jobs", "gauge", "Stored scheduler jobs.");
+        let _ = writeln!(out, "wasmeow_jobs {}", g.jobs);
+        family(
+            &mut out,
+            "wasmeow_admission_refusing",
+            "gauge",
+            "1 while admission control refuses new sessions.",
+        );
+        let _ = writeln!(
+            out,
+            "wasmeow_admission_refusing {}",
+            u64::from(g.admission_refusing)
+        );
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_families_and_labels() {
+        let m = Metrics::default();
+        m.messages_in.add(3);
+        let g = Gauges {
+            sessions_by_state: vec![("connected", 2), ("qr", 1)],
+            outbox: vec![("ma\"in".into(), 4)],
+            plugins: vec![PluginSample {
+                name: "echo".into(),
+                handled: 7,
+                failures: 1,
+                dropped: 0,
+                in_flight: 0,
+                quarantined: false,
+            }],
+            jobs: 2,
+            admission_refusing: false,
+        };
+        let text = m.render(&g);
+        assert!(text.contains(
+            "# TYPE wasmeow_messages_received_total counter\nwasmeow_messages_received_total 3\n"
+        ));
+        assert!(text.contains("wasmeow_sessions{state=\"connected\"} 2\n"));
+        assert!(text.contains("wasmeow_outbox_depth{session=\"ma\\\"in\"} 4\n"));
+        assert!(text.contains("wasmeow_plugin_calls_total{plugin=\"echo\"} 7\n"));
+        assert!(text.contains("wasmeow_jobs 2\n"));
+        // Every sample line belongs to a declared family.
+        let declared: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE "))
+            .map(|l| l.split(' ').next().unwrap())
+            .collect();
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            let name = line.split(['{', ' ']).next().unwrap();
+            assert!(declared.contains(&name), "{name} undeclared");
+        }
+    }
+}
