@@ -139,6 +139,8 @@ pub struct RateLimiter {
     /// The end of a server-imposed pause, and how many 429/463 answers came in a row.
     paused_until: Option<Instant>,
     overlimit_streak: u32,
+    /// How many times a send was held back ([`RateLimiter::check`] returned `Err`).
+    waits: u64,
 }
 
 const MINUTE: Duration = Duration::from_secs(60);
@@ -156,7 +158,13 @@ impl RateLimiter {
             next_allowed: None,
             paused_until: None,
             overlimit_streak: 0,
+            waits: 0,
         }
+    }
+
+    /// How many times a send was held back by a limit so far (a metric).
+    pub fn waits(&self) -> u64 {
+        self.waits
     }
 
     /// The configured limits.
@@ -196,7 +204,10 @@ impl RateLimiter {
             consider(t, LimitKind::NewChatsPerDay);
         }
         match worst {
-            Some(d) => Err(d),
+            Some(d) => {
+                self.waits += 1;
+                Err(d)
+            }
             None => Ok(()),
         }
     }
@@ -407,6 +418,7 @@ mod tests {
         assert_eq!(d.limit, LimitKind::Spacing);
         assert!(d.until >= t0 + Duration::from_secs(2) && d.until <= t0 + Duration::from_secs(3));
         r.check(d.until, "b", false).unwrap();
+        assert_eq!(r.waits(), 1, "one send was held back");
     }
 
     #[test]

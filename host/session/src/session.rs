@@ -349,6 +349,11 @@ impl<A: AccountStore> Session<A> {
             .is_some()
     }
 
+    /// How many times the outbox held a send back to respect the rate limits (a metric).
+    pub fn rate_limit_waits(&self) -> u64 {
+        self.inner.limiter.lock().expect("limiter lock").waits()
+    }
+
     /// Sends a raw IQ and waits for its result (advanced use and tests).
     pub async fn request(&self, node: Node) -> Result<Node, IqError> {
         self.inner.request(node).await

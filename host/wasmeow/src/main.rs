@@ -325,17 +325,7 @@ fn store(command: StoreCommand, json: bool) -> ExitCode {
             })
         }
     };
-    result.unwrap_or_else(|e| {
-        if json {
-            println!(
-                "{}",
-                serde_json::json!({"ok": false, "error": format!("{e:#}")})
-            );
-        } else {
-            eprintln!("error: {e:#}");
-        }
-        ExitCode::from(2)
-    })
+    result.unwrap_or_else(|e| finish(Err(e), json))
 }
 
 fn load(path: &std::path::Path) -> anyhow::Result<config::Config> {

@@ -186,6 +186,15 @@ async fn sessions_come_and_go_at_run_time_and_are_remembered() {
         !metrics.contains("wasmeow_plugin_calls_total{plugin=\"echo\"} 0\n"),
         "{metrics}"
     );
+    assert!(
+        metrics.contains("wasmeow_plugin_busy_seconds_total{plugin=\"echo\"} ")
+            && !metrics.contains("wasmeow_plugin_busy_seconds_total{plugin=\"echo\"} 0.000000\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("wasmeow_rate_limit_waits_total{session=\"support\"} "),
+        "{metrics}"
+    );
 
     // An admin send goes through the outbox to the phone.
     let sent = rt

@@ -67,6 +67,8 @@ pub struct PluginSample {
     pub in_flight: u64,
     /// Whether it is quarantined.
     pub quarantined: bool,
+    /// Seconds spent handling events.
+    pub busy_secs: f64,
 }
 
 /// Scrape-time gauges.
@@ -76,6 +78,8 @@ pub struct Gauges {
     pub sessions_by_state: Vec<(&'static str, u64)>,
     /// (session, outbox depth).
     pub outbox: Vec<(String, u64)>,
+    /// (session, sends held back by rate limits so far).
+    pub rate_limit_waits: Vec<(String, u64)>,
     /// Per-plugin samples.
     pub plugins: Vec<PluginSample>,
     /// Stored jobs.
@@ -169,6 +173,33 @@ impl Metrics {
         for (s, n) in &g.outbox {
             let _ = writeln!(out, "wasmeow_outbox_depth{{session=\"{}\"}} {n}", escape(s));
         }
+        family(
+            &mut out,
+            "wasmeow_rate_limit_waits_total",
+            "counter",
+            "Sends the outbox held back to respect a session's rate limits.",
+        );
+        for (s, n) in &g.rate_limit_waits {
+            let _ = writeln!(
+                out,
+                "wasmeow_rate_limit_waits_total{{session=\"{}\"}} {n}",
+                escape(s)
+            );
+        }
+        family(
+            &mut out,
+            "wasmeow_plugin_busy_seconds_total",
+            "counter",
+            "Time a plugin spent handling events (divide by calls + traps for the mean latency).",
+        );
+        for p in &g.plugins {
+            let _ = writeln!(
+                out,
+                "wasmeow_plugin_busy_seconds_total{{plugin=\"{}\"}} {:.6}",
+                escape(&p.name),
+                p.busy_secs
+            );
+        }
         type Family = (
             &'static str,
             &'static str,
@@ -248,7 +279,9 @@ mod tests {
                 dropped: 0,
                 in_flight: 0,
                 quarantined: false,
+                busy_secs: 0.25,
             }],
+            rate_limit_waits: vec![("main".into(), 3)],
             jobs: 2,
             admission_refusing: false,
         };
@@ -260,6 +293,8 @@ mod tests {
         assert!(text.contains("wasmeow_outbox_depth{session=\"ma\\\"in\"} 4\n"));
         assert!(text.contains("wasmeow_plugin_calls_total{plugin=\"echo\"} 7\n"));
         assert!(text.contains("wasmeow_jobs 2\n"));
+        assert!(text.contains("wasmeow_rate_limit_waits_total{session=\"main\"} 3\n"));
+        assert!(text.contains("wasmeow_plugin_busy_seconds_total{plugin=\"echo\"} 0.250000\n"));
         // Every sample line belongs to a declared family.
         let declared: Vec<&str> = text
             .lines()

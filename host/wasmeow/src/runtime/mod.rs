@@ -997,6 +997,10 @@ impl Control for Runtime {
                 .iter()
                 .map(|s| (s.name.clone(), s.outbox_depth))
                 .collect(),
+            rate_limit_waits: read(&self.reg.sessions)
+                .iter()
+                .map(|(name, slot)| (name.clone(), slot.session.rate_limit_waits()))
+                .collect(),
             plugins: self
                 .plugins
                 .list()
@@ -1008,6 +1012,7 @@ impl Control for Runtime {
                     dropped: p.dropped,
                     in_flight: p.in_flight as u64,
                     quarantined: p.health == Health::Quarantined,
+                    busy_secs: p.busy.as_secs_f64(),
                 })
                 .collect(),
             jobs: self.scheduler.len() as u64,
