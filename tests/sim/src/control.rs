@@ -2,7 +2,7 @@
 //! with (accounts, scans, simulated phones, groups, faults, limits, restart, stats).
 //!
 //! Contract: every method is safe to call from any task while clients are connected; methods
-//! that wait for clients (`scan`, `enter_pairing_code`) are `async` and time out after 15 s with
+//! that wait for clients (`scan`, `enter_pairing_code`) are `async` and time out after 60 s with
 //! [`PairError::Abandoned`]. JIDs are accepted as full JIDs (`…@s.whatsapp.net`, `…@lid`,
 //! `…:3@s.whatsapp.net`, `…@g.us`) or bare phone numbers.
 
@@ -27,8 +27,10 @@ use crate::server::{self, Running, host_for};
 use crate::state::{DevAddr, Shared, Stats};
 use crate::util::{device_jid, now_ms};
 
-/// How long control calls wait for a client to finish pairing.
-const PAIR_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long control calls wait for a client to finish pairing. Generous: the pairing-code flow
+/// runs PBKDF2 with 131,072 rounds on the client, which takes over 10 s in an unoptimized
+/// build on a busy machine.
+const PAIR_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// An account as the control API reports it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
