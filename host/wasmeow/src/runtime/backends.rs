@@ -139,6 +139,17 @@ pub(crate) struct Envelope {
     pub(crate) p: String,
 }
 
+impl Envelope {
+    /// (session, plugin payload) of a stored job payload; a payload that is not an envelope
+    /// belongs to no session.
+    fn open(stored: &str) -> (String, String) {
+        match serde_json::from_str::<Envelope>(stored) {
+            Ok(env) => (env.s, env.p),
+            Err(_) => (String::new(), stored.to_owned()),
+        }
+    }
+}
+
 /// Durable jobs for plugins, and the loop that fires them.
 pub(crate) struct StoreScheduler {
     table: Mutex<Scheduler<JobTable>>,
@@ -194,10 +205,7 @@ impl StoreScheduler {
                 }
             };
             for f in fired {
-                let (session, payload) = match serde_json::from_str::<Envelope>(&f.payload) {
-                    Ok(env) => (env.s, env.p),
-                    Err(_) => (String::new(), f.payload.clone()),
-                };
+                let (session, payload) = Envelope::open(&f.payload);
                 let event = wasmeow_plugin_host::Event {
                     session,
                     body: wasmeow_plugin_host::types::EventBody::ScheduleFired(ScheduleFired {
@@ -273,10 +281,7 @@ impl SchedulerBackend for StoreScheduler {
             .list(owner)
             .into_iter()
             .map(|j| {
-                let (session, payload) = match serde_json::from_str::<Envelope>(&j.payload) {
-                    Ok(env) => (env.s, env.p),
-                    Err(_) => (String::new(), j.payload.clone()),
-                };
+                let (session, payload) = Envelope::open(&j.payload);
                 WitJob {
                     id: j.id,
                     session,

@@ -186,10 +186,8 @@ pub fn plugin_event(session: &str, event: &Event, own_jid: Option<&str>) -> Opti
         }
         Event::Group(g) => {
             let change = match &g.change {
-                ev::GroupChange::Added { participants } => wit::GroupChange::ParticipantsAdded(
-                    participants.iter().map(|p| bare(p)).collect(),
-                ),
-                ev::GroupChange::Created { participants, .. } => {
+                ev::GroupChange::Added { participants }
+                | ev::GroupChange::Created { participants, .. } => {
                     wit::GroupChange::ParticipantsAdded(
                         participants.iter().map(|p| bare(p)).collect(),
                     )

@@ -368,30 +368,15 @@ fn pn_members(
             })
             .collect()
     };
-    let change = match &g.change {
-        C::Added { participants } => C::Added {
-            participants: map(participants),
-        },
-        C::Removed { participants } => C::Removed {
-            participants: map(participants),
-        },
-        C::Promoted { participants } => C::Promoted {
-            participants: map(participants),
-        },
-        C::Demoted { participants } => C::Demoted {
-            participants: map(participants),
-        },
-        C::Created {
-            subject,
-            participants,
-        } => C::Created {
-            subject: subject.clone(),
-            participants: map(participants),
-        },
-        other => other.clone(),
-    };
     let mut out = g.clone();
-    out.change = change;
+    if let C::Added { participants }
+    | C::Removed { participants }
+    | C::Promoted { participants }
+    | C::Demoted { participants }
+    | C::Created { participants, .. } = &mut out.change
+    {
+        *participants = map(participants);
+    }
     out
 }
 
