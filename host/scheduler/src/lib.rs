@@ -19,8 +19,14 @@
 //! s.ack(&id, fired[0].scheduled_ms, at).unwrap();
 //! ```
 
+mod campaign;
 mod jobs;
 mod schedule;
+
+pub use campaign::{
+    Action, CampaignState, HISTORY, Outcome, Pacing, Plan, Recipient, Run, SendWindow, Template,
+    TemplateError,
+};
 
 pub use jobs::{
     Fired, Job, JobError, JobLimits, JobStore, MemoryJobStore, Scheduler, StoreFailure,

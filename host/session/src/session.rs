@@ -366,6 +366,22 @@ impl<A: AccountStore> Session<A> {
         chat: &Jid,
         content: MessageContent,
     ) -> Result<(String, oneshot::Receiver<SendOutcome>), SessionError> {
+        self.send_with(chat, content, |_| Ok(())).await
+    }
+
+    /// [`send`](Self::send), with `also` run in the same store transaction that queues the
+    /// message: both commit or neither does. A caller that records its own progress this way
+    /// (a campaign marking a recipient done) can never lose a message or queue it twice across a
+    /// crash. If `also` fails, nothing is queued and its error is returned.
+    pub async fn send_with<F>(
+        &self,
+        chat: &Jid,
+        content: MessageContent,
+        also: F,
+    ) -> Result<(String, oneshot::Receiver<SendOutcome>), SessionError>
+    where
+        F: FnOnce(&wasmeow_store::Tx<'_>) -> Result<(), StoreError> + Send + 'static,
+    {
         let device = self.inner.device().ok_or(SessionError::NotLoggedIn)?;
         let own = device.jid.clone().ok_or(SessionError::NotLoggedIn)?;
         if content.to_proto().is_none() {
@@ -379,6 +395,7 @@ impl<A: AccountStore> Session<A> {
             chat: chat.to_non_ad().to_string(),
             content,
         };
+        let payload = serde_json::to_vec(&entry).map_err(|e| SessionError::Other(e.to_string()))?;
         let (tx, rx) = oneshot::channel();
         self.inner
             .shared
@@ -386,13 +403,28 @@ impl<A: AccountStore> Session<A> {
             .expect("shared state lock")
             .send_waiters
             .insert(id.clone(), tx);
-        let payload = serde_json::to_vec(&entry).map_err(|e| SessionError::Other(e.to_string()))?;
-        self.inner
+        let queued = self
+            .inner
             .blocking(move |store| {
-                use wasmeow_store::QueueStore as _;
-                store.queue_push(wasmeow_store::Queue::Outbox, &payload)
+                store.write::<_, StoreError>(|tx| {
+                    also(tx)?;
+                    wasmeow_store::QueueStore::queue_push(
+                        tx,
+                        wasmeow_store::Queue::Outbox,
+                        &payload,
+                    )
+                })
             })
-            .await?;
+            .await;
+        if let Err(e) = queued {
+            self.inner
+                .shared
+                .lock()
+                .expect("shared state lock")
+                .send_waiters
+                .remove(&id);
+            return Err(e.into());
+        }
         self.inner.outbox_wake.notify_one();
         Ok((id, rx))
     }

@@ -84,6 +84,7 @@ async fn run_async(cfg: Config, phone: Option<String>, only: Option<String>) -> 
             default_rate,
             tweak: None,
             load: None,
+            campaigns: cfg.campaigns.clone(),
         },
     )
     .await?;
@@ -500,6 +501,108 @@ pub fn plugin_reload(path: &Path, name: &str, json: bool) -> Result<()> {
             .await?;
         print_json_or(json, &v, || {
             println!("plugin {name} reloaded: now v{}", v["version"])
+        });
+        Ok(())
+    })
+}
+
+/// The time one run of `plan` takes at least, in seconds: the mean gap between two sends plus the
+/// long pauses (send windows and rate limits can only make it longer).
+pub fn campaign_estimate_secs(plan: &wasmeow_scheduler::Plan) -> u64 {
+    let n = plan.recipients.len() as u64;
+    let p = plan.pacing;
+    let gaps = n.saturating_sub(1) * (p.min_gap_ms + p.max_gap_ms) / 2;
+    let pauses = if p.pause_every == 0 {
+        0
+    } else {
+        n.saturating_sub(1) / u64::from(p.pause_every) * p.pause_ms
+    };
+    (gaps + pauses) / 1000
+}
+
+/// One line per campaign for `wasmeow config check`: what will be sent, to how many, when next,
+/// and how long a run takes — a dry run that sends nothing.
+pub fn describe_campaign(c: &crate::config::CampaignConfig) -> String {
+    let plan = &c.plan;
+    let schedule = match &plan.schedule {
+        wasmeow_scheduler::Schedule::Cron { expr, tz } => format!("\"{expr}\" {tz}"),
+        wasmeow_scheduler::Schedule::At { at_ms } => format!("at {at_ms}"),
+    };
+    let next = plan
+        .schedule
+        .next_after(chrono::Utc::now().timestamp_millis())
+        .and_then(chrono::DateTime::from_timestamp_millis)
+        .map_or_else(
+            || "never".to_string(),
+            |t| t.format("%Y-%m-%d %H:%M UTC").to_string(),
+        );
+    let mins = campaign_estimate_secs(plan).div_ceil(60);
+    let preview = plan
+        .recipients
+        .first()
+        .and_then(|r| plan.template.render(&r.vars).ok())
+        .unwrap_or_default();
+    let state = if c.enabled { "" } else { "  [disabled]" };
+    format!(
+        "  campaign {:<15} session {}  {schedule}  {} recipients  next {next}  run ≥ {mins} min{state}\n    first message: {preview:?}",
+        c.name,
+        c.session,
+        plan.recipients.len()
+    )
+}
+
+/// `wasmeow campaign list|run|pause|resume|cancel`.
+pub fn campaign(path: &Path, action: Option<(&str, String)>, json: bool) -> Result<()> {
+    let client = admin_client(path)?;
+    tokio()?.block_on(async move {
+        let v = match &action {
+            None => client.request("GET", "/v1/campaigns", None).await?,
+            Some((verb, name)) => {
+                client
+                    .request("POST", &format!("/v1/campaigns/{name}/{verb}"), None)
+                    .await?
+            }
+        };
+        print_json_or(json, &v, || {
+            let list = match v.as_array() {
+                Some(a) => a.clone(),
+                None => vec![v.clone()],
+            };
+            for c in list {
+                let run = &c["run"];
+                let progress = if run.is_null() {
+                    "no run yet".to_string()
+                } else {
+                    let state = if !run["finished_ms"].is_null() {
+                        if run["cancelled"] == true {
+                            "cancelled"
+                        } else {
+                            "finished"
+                        }
+                    } else if run["paused"] == true {
+                        "paused"
+                    } else {
+                        "running"
+                    };
+                    format!(
+                        "{state}: {} queued, {} failed, {} opted out, {} remaining",
+                        run["queued"], run["failed"], run["opted_out"], run["remaining"]
+                    )
+                };
+                let next = c["next_run_ms"]
+                    .as_i64()
+                    .and_then(chrono::DateTime::from_timestamp_millis)
+                    .map_or_else(
+                        || "-".to_string(),
+                        |t| t.format("%Y-%m-%d %H:%M UTC").to_string(),
+                    );
+                println!(
+                    "{:<20} {:<12} {} recipients  next {next}  {progress}",
+                    c["name"].as_str().unwrap_or(""),
+                    c["session"].as_str().unwrap_or(""),
+                    c["recipients"],
+                );
+            }
         });
         Ok(())
     })

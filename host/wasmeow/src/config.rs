@@ -14,6 +14,10 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use serde_spanned::Spanned;
 
+mod campaigns;
+
+pub use campaigns::CampaignConfig;
+
 /// A configuration problem, located in the file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
@@ -66,6 +70,8 @@ struct RawConfig {
     session: Vec<RawSession>,
     #[serde(default)]
     admission: Option<RawAdmission>,
+    #[serde(default)]
+    campaign: Vec<campaigns::RawCampaign>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -186,6 +192,8 @@ pub struct Config {
     pub sessions: Vec<SessionConfig>,
     /// Admission control for new sessions.
     pub admission: AdmissionConfig,
+    /// Cron-scheduled campaigns.
+    pub campaigns: Vec<CampaignConfig>,
 }
 
 /// Store location and key source.
@@ -599,6 +607,7 @@ impl Validator<'_> {
         let sessions = self.sessions(raw.session)?;
         let plugins = self.plugins(raw.plugins, raw.plugin, &sessions)?;
         let admission = self.admission(raw.admission)?;
+        let campaigns = self.campaigns(raw.campaign, &sessions)?;
         Ok(Config {
             store,
             admin,
@@ -606,6 +615,7 @@ impl Validator<'_> {
             plugins,
             sessions,
             admission,
+            campaigns,
         })
     }
 

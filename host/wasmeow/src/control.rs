@@ -117,6 +117,79 @@ pub struct HostEvent {
     pub data: serde_json::Value,
 }
 
+/// One campaign run's progress.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CampaignRunStatus {
+    /// The schedule slot it serves (Unix ms; for a manual run, when it was started).
+    pub slot_ms: i64,
+    /// When it started (Unix ms).
+    pub started_ms: i64,
+    /// When it finished or was cancelled.
+    pub finished_ms: Option<i64>,
+    /// Whether an operator cancelled it.
+    pub cancelled: bool,
+    /// Whether an operator paused it.
+    pub paused: bool,
+    /// Recipients whose message was queued in the session's outbox.
+    pub queued: usize,
+    /// Recipients that failed (template, refused by the server).
+    pub failed: usize,
+    /// Recipients skipped because they opted out.
+    pub opted_out: usize,
+    /// Recipients not handled yet.
+    pub remaining: usize,
+    /// When the next message may go out (Unix ms), while running.
+    pub next_send_ms: Option<i64>,
+}
+
+/// A campaign from bot.toml, as operators see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CampaignStatus {
+    /// Its name.
+    pub name: String,
+    /// The session sending it.
+    pub session: String,
+    /// Whether it runs on its schedule.
+    pub enabled: bool,
+    /// The cron expression and time zone.
+    pub schedule: String,
+    /// The next scheduled start (Unix ms).
+    pub next_run_ms: Option<i64>,
+    /// Number of recipients.
+    pub recipients: usize,
+    /// The current run, or the last one.
+    pub run: Option<CampaignRunStatus>,
+    /// Scheduled starts skipped (previous run still going, or missed while the host was down).
+    pub skipped_slots: u64,
+}
+
+/// What an operator can do to a campaign.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CampaignCommand {
+    /// Start a run now (refused while one is going).
+    Run,
+    /// Pause the running run.
+    Pause,
+    /// Resume a paused run.
+    Resume,
+    /// Cancel the running run.
+    Cancel,
+}
+
+impl CampaignCommand {
+    /// Parses the name used in the admin API path.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "run" => Self::Run,
+            "pause" => Self::Pause,
+            "resume" => Self::Resume,
+            "cancel" => Self::Cancel,
+            _ => return None,
+        })
+    }
+}
+
 /// Why the runtime refused an operation.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ControlError {
@@ -167,4 +240,17 @@ pub trait Control: Send + Sync + 'static {
     fn metrics(&self) -> String;
     /// Whether the host is ready (store open, plugins loaded, not shutting down).
     fn ready(&self) -> bool;
+    /// Campaigns from bot.toml, sorted by name.
+    async fn campaigns(&self) -> Vec<CampaignStatus> {
+        Vec::new()
+    }
+    /// Runs, pauses, resumes or cancels a campaign; returns its new status.
+    async fn campaign(
+        &self,
+        name: &str,
+        command: CampaignCommand,
+    ) -> Result<CampaignStatus, ControlError> {
+        let _ = command;
+        Err(ControlError::NotFound(format!("campaign {name:?}")))
+    }
 }

@@ -293,6 +293,7 @@ pub async fn run(output: Output, reminder_secs: u64) -> Result<DemoReport> {
                 c.initial_prekey_count = 100;
             })),
             load: None,
+            campaigns: Vec::new(),
         },
     )
     .await

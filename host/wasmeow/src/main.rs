@@ -75,6 +75,14 @@ enum Command {
         #[command(subcommand)]
         command: PluginCommand,
     },
+    /// List and steer the campaigns of a running host (through its admin API).
+    Campaign {
+        #[command(subcommand)]
+        command: CampaignCmd,
+        /// The configuration file (its [admin] section says where the API listens).
+        #[arg(long, default_value = "bot.toml", global = true)]
+        config: PathBuf,
+    },
     /// Work with bot.toml.
     Config {
         #[command(subcommand)]
@@ -116,6 +124,32 @@ enum SessionCommand {
     /// Unlink a session's device from the phone; the session then shows a new QR code.
     Logout {
         /// The session.
+        name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum CampaignCmd {
+    /// Every campaign with its schedule and its current or last run.
+    List,
+    /// Start a run now.
+    Run {
+        /// The campaign.
+        name: String,
+    },
+    /// Pause the running run.
+    Pause {
+        /// The campaign.
+        name: String,
+    },
+    /// Resume a paused run.
+    Resume {
+        /// The campaign.
+        name: String,
+    },
+    /// Cancel the running run.
+    Cancel {
+        /// The campaign.
         name: String,
     },
 }
@@ -238,6 +272,16 @@ fn main() -> ExitCode {
             };
             finish(cli::session(&config, action, cli.json), cli.json)
         }
+        Command::Campaign { command, config } => {
+            let action = match command {
+                CampaignCmd::List => None,
+                CampaignCmd::Run { name } => Some(("run", name)),
+                CampaignCmd::Pause { name } => Some(("pause", name)),
+                CampaignCmd::Resume { name } => Some(("resume", name)),
+                CampaignCmd::Cancel { name } => Some(("cancel", name)),
+            };
+            finish(cli::campaign(&config, action, cli.json), cli.json)
+        }
         Command::Plugin { command } => {
             let result = match command {
                 PluginCommand::New { name, dir } => cli::plugin_new(&name, dir, cli.json),
@@ -348,6 +392,13 @@ fn config_check(path: &std::path::Path, json: bool) -> ExitCode {
                         "grants": p.grants.iter().map(|g| g.name()).collect::<Vec<_>>(),
                     })).collect::<Vec<_>>(),
                     "store": cfg.store.path,
+                    "campaigns": cfg.campaigns.iter().map(|c| serde_json::json!({
+                        "name": c.name, "session": c.session, "enabled": c.enabled,
+                        "recipients": c.plan.recipients.len(),
+                        "next_run_ms": c.plan.schedule.next_after(chrono::Utc::now().timestamp_millis()),
+                        "estimated_run_secs": cli::campaign_estimate_secs(&c.plan),
+                        "preview": c.plan.recipients.first().and_then(|r| c.plan.template.render(&r.vars).ok()),
+                    })).collect::<Vec<_>>(),
                 });
                 println!("{out}");
             } else {
@@ -371,6 +422,9 @@ fn config_check(path: &std::path::Path, json: bool) -> ExitCode {
                         p.file.display(),
                         grants.join(", ")
                     );
+                }
+                for c in &cfg.campaigns {
+                    println!("{}", cli::describe_campaign(c));
                 }
             }
             ExitCode::SUCCESS

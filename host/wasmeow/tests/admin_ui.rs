@@ -128,6 +128,7 @@ async fn page_flips_when_the_simulated_phone_scans_a_real_session() {
                 c.initial_prekey_count = 60;
             })),
             load: None,
+            campaigns: Vec::new(),
         },
     )
     .await

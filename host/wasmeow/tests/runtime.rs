@@ -71,6 +71,7 @@ async fn start(
                 c.initial_prekey_count = 60;
             })),
             load,
+            campaigns: Vec::new(),
         },
     )
     .await

@@ -22,7 +22,9 @@ use serde::{Deserialize, Serialize};
 use super::AppState;
 use super::error::{ApiError, ErrorCode};
 use super::validate;
-use crate::control::{NewSession, PluginInfo, Sent, SessionStatus};
+use crate::control::{
+    CampaignCommand, CampaignStatus, NewSession, PluginInfo, Sent, SessionStatus,
+};
 use crate::qr;
 
 /// A JSON request body whose failures are [`ApiError`]s (413, 415, 400 naming the field).
@@ -231,6 +233,46 @@ pub(crate) async fn reload_plugin(
     Name(name): Name,
 ) -> ApiResult<Json<PluginInfo>> {
     Ok(Json(st.ctl.reload_plugin(&name).await?))
+}
+
+pub(crate) async fn list_campaigns(State(st): State<AppState>) -> Json<Vec<CampaignStatus>> {
+    Json(st.ctl.campaigns().await)
+}
+
+async fn campaign_command(
+    st: AppState,
+    name: String,
+    cmd: CampaignCommand,
+) -> ApiResult<Json<CampaignStatus>> {
+    Ok(Json(st.ctl.campaign(&name, cmd).await?))
+}
+
+pub(crate) async fn campaign_run(
+    State(st): State<AppState>,
+    Name(name): Name,
+) -> ApiResult<Json<CampaignStatus>> {
+    campaign_command(st, name, CampaignCommand::Run).await
+}
+
+pub(crate) async fn campaign_pause(
+    State(st): State<AppState>,
+    Name(name): Name,
+) -> ApiResult<Json<CampaignStatus>> {
+    campaign_command(st, name, CampaignCommand::Pause).await
+}
+
+pub(crate) async fn campaign_resume(
+    State(st): State<AppState>,
+    Name(name): Name,
+) -> ApiResult<Json<CampaignStatus>> {
+    campaign_command(st, name, CampaignCommand::Resume).await
+}
+
+pub(crate) async fn campaign_cancel(
+    State(st): State<AppState>,
+    Name(name): Name,
+) -> ApiResult<Json<CampaignStatus>> {
+    campaign_command(st, name, CampaignCommand::Cancel).await
 }
 
 pub(crate) async fn metrics(State(st): State<AppState>) -> Response {

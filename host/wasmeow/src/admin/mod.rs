@@ -181,6 +181,31 @@ pub fn router_with_table(
             Bearer,
             h::reload_plugin,
         )
+        .add(Method::GET, "/v1/campaigns", Bearer, h::list_campaigns)
+        .add(
+            Method::POST,
+            "/v1/campaigns/{name}/run",
+            Bearer,
+            h::campaign_run,
+        )
+        .add(
+            Method::POST,
+            "/v1/campaigns/{name}/pause",
+            Bearer,
+            h::campaign_pause,
+        )
+        .add(
+            Method::POST,
+            "/v1/campaigns/{name}/resume",
+            Bearer,
+            h::campaign_resume,
+        )
+        .add(
+            Method::POST,
+            "/v1/campaigns/{name}/cancel",
+            Bearer,
+            h::campaign_cancel,
+        )
         .add(Method::GET, "/v1/events", BearerOrQuery, sse::events);
     let state = AppState {
         ctl,

@@ -71,6 +71,21 @@ pub struct PluginSample {
     pub busy_secs: f64,
 }
 
+/// A scrape-time sample of one campaign.
+#[derive(Debug, Clone)]
+pub struct CampaignSample {
+    /// Its name.
+    pub name: String,
+    /// Recipients whose message was queued (since the host started).
+    pub queued: u64,
+    /// Recipients that failed.
+    pub failed: u64,
+    /// Recipients skipped because they opted out.
+    pub opted_out: u64,
+    /// Whether a run is going.
+    pub running: bool,
+}
+
 /// Scrape-time gauges.
 #[derive(Debug, Clone, Default)]
 pub struct Gauges {
@@ -86,6 +101,8 @@ pub struct Gauges {
     pub jobs: u64,
     /// Whether admission control is refusing new sessions.
     pub admission_refusing: bool,
+    /// Per-campaign samples.
+    pub campaigns: Vec<CampaignSample>,
 }
 
 fn escape(label: &str) -> String {
@@ -257,6 +274,39 @@ impl Metrics {
             "wasmeow_admission_refusing {}",
             u64::from(g.admission_refusing)
         );
+        family(
+            &mut out,
+            "wasmeow_campaign_recipients_total",
+            "counter",
+            "Campaign recipients handled since the host started, by outcome (queued, failed, opted_out).",
+        );
+        for c in &g.campaigns {
+            for (outcome, n) in [
+                ("queued", c.queued),
+                ("failed", c.failed),
+                ("opted_out", c.opted_out),
+            ] {
+                let _ = writeln!(
+                    out,
+                    "wasmeow_campaign_recipients_total{{campaign=\"{}\",outcome=\"{outcome}\"}} {n}",
+                    escape(&c.name)
+                );
+            }
+        }
+        family(
+            &mut out,
+            "wasmeow_campaign_running",
+            "gauge",
+            "1 while a campaign run is going (paused runs included).",
+        );
+        for c in &g.campaigns {
+            let _ = writeln!(
+                out,
+                "wasmeow_campaign_running{{campaign=\"{}\"}} {}",
+                escape(&c.name),
+                u64::from(c.running)
+            );
+        }
         out
     }
 }
@@ -284,6 +334,13 @@ mod tests {
             rate_limit_waits: vec![("main".into(), 3)],
             jobs: 2,
             admission_refusing: false,
+            campaigns: vec![CampaignSample {
+                name: "news".into(),
+                queued: 3,
+                failed: 1,
+                opted_out: 2,
+                running: true,
+            }],
         };
         let text = m.render(&g);
         assert!(text.contains(
@@ -295,6 +352,10 @@ mod tests {
         assert!(text.contains("wasmeow_jobs 2\n"));
         assert!(text.contains("wasmeow_rate_limit_waits_total{session=\"main\"} 3\n"));
         assert!(text.contains("wasmeow_plugin_busy_seconds_total{plugin=\"echo\"} 0.250000\n"));
+        assert!(text.contains(
+            "wasmeow_campaign_recipients_total{campaign=\"news\",outcome=\"opted_out\"} 2\n"
+        ));
+        assert!(text.contains("wasmeow_campaign_running{campaign=\"news\"} 1\n"));
         // Every sample line belongs to a declared family.
         let declared: Vec<&str> = text
             .lines()

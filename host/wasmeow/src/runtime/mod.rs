@@ -26,6 +26,7 @@
 
 pub mod admission;
 pub(crate) mod backends;
+pub(crate) mod campaigns;
 pub mod convert;
 pub mod metrics;
 pub(crate) mod services;
@@ -52,7 +53,7 @@ use wasmeow_store::{
     LidStore as _, PluginKvStore as _, Queue, QueueStore as _, RedbAccount, RedbStore, Store as _,
 };
 
-use crate::config::{self, AdmissionConfig, PluginsConfig, RateConfig};
+use crate::config::{self, AdmissionConfig, CampaignConfig, PluginsConfig, RateConfig};
 use crate::control::{
     Control, ControlError, HostEvent, NewSession, PluginInfo, Sent, SessionState, SessionStatus,
 };
@@ -82,6 +83,8 @@ pub struct RuntimeOptions {
     pub tweak: Option<SessionTweak>,
     /// Load readings for admission control (default: `/proc`).
     pub load: Option<Box<dyn LoadSource>>,
+    /// Campaigns from bot.toml (their sessions must be among `sessions`).
+    pub campaigns: Vec<CampaignConfig>,
 }
 
 /// One session in the registry.
@@ -106,6 +109,8 @@ pub(crate) struct Registry {
     ready: AtomicBool,
     /// Serializes creations and removals, so names stay unique.
     lifecycle: tokio::sync::Mutex<()>,
+    /// Campaigns and their state.
+    pub(crate) campaigns: campaigns::Campaigns,
 }
 
 fn now_ms() -> u64 {
@@ -310,7 +315,10 @@ impl Registry {
                     describe(c)
                 );
             }
-            Event::Message(_) => self.metrics.messages_in.inc(),
+            Event::Message(m) => {
+                self.metrics.messages_in.inc();
+                self.campaigns.on_message(name, &slot.session, m);
+            }
             Event::Undecryptable(u) => {
                 self.metrics.decrypt_failures.inc();
                 if u.retry_count > 0 {
@@ -422,6 +430,7 @@ pub struct Runtime {
     scheduler: Arc<StoreScheduler>,
     stop: Arc<Notify>,
     scheduler_task: Mutex<Option<JoinHandle<()>>>,
+    campaign_tasks: Mutex<Vec<JoinHandle<()>>>,
     watcher: Mutex<Option<Watcher>>,
     plugin_dir: PathBuf,
 }
@@ -493,6 +502,7 @@ impl Runtime {
             default_rate: opts.default_rate,
             ready: AtomicBool::new(false),
             lifecycle: tokio::sync::Mutex::new(()),
+            campaigns: campaigns::Campaigns::new(opts.campaigns),
         });
         let scheduler = StoreScheduler::open(host_account.clone())?;
         let services = Arc::new(SessionServices {
@@ -514,12 +524,13 @@ impl Runtime {
             scheduler: scheduler.clone(),
             stop: stop.clone(),
             scheduler_task: Mutex::new(None),
+            campaign_tasks: Mutex::new(Vec::new()),
             watcher: Mutex::new(None),
             plugin_dir: opts.plugins.dir.clone(),
         });
         // Plugins first, so the first events of the sessions reach them.
         rt.load_plugins(&opts.plugins).await;
-        *lock(&rt.scheduler_task) = Some(tokio::spawn(scheduler.run(plugins, stop)));
+        *lock(&rt.scheduler_task) = Some(tokio::spawn(scheduler.run(plugins, stop.clone())));
         for spec in &opts.sessions {
             rt.start_session(spec.clone())
                 .await
@@ -536,6 +547,7 @@ impl Runtime {
                 tracing::warn!(session = %name, error = %e, "a remembered session could not start");
             }
         }
+        *lock(&rt.campaign_tasks) = reg.campaigns.spawn(Arc::downgrade(&reg), stop.clone());
         reg.ready.store(true, Ordering::Relaxed);
         Ok(rt)
     }
@@ -741,6 +753,12 @@ impl Runtime {
         if let Some(t) = task {
             let _ = tokio::time::timeout(Duration::from_secs(2), t).await;
         }
+        // A campaign step is one store transaction at most; aborting between steps loses nothing.
+        let campaign_tasks = std::mem::take(&mut *lock(&self.campaign_tasks));
+        for t in campaign_tasks {
+            t.abort();
+            let _ = t.await;
+        }
         drop(lock(&self.watcher).take());
         let _ = tokio::time::timeout(Duration::from_secs(5), self.plugins.idle()).await;
         for p in self.plugins.list() {
@@ -838,6 +856,7 @@ impl Control for Runtime {
         .await
         .map_err(|e| ControlError::Internal(e.to_string()))?
         .map_err(|e| ControlError::Internal(format!("store: {e}")))?;
+        self.reg.campaigns.forget_session(name).await;
         self.reg.publish(HostEvent {
             session: name.to_owned(),
             event: "session_removed".into(),
@@ -1002,11 +1021,35 @@ impl Control for Runtime {
                 .collect(),
             jobs: self.scheduler.len() as u64,
             admission_refusing: self.reg.admission.refusing(),
+            campaigns: self
+                .reg
+                .campaigns
+                .iter()
+                .map(|c| metrics::CampaignSample {
+                    name: c.cfg.name.clone(),
+                    queued: c.counters.queued.load(Ordering::Relaxed),
+                    failed: c.counters.failed.load(Ordering::Relaxed),
+                    opted_out: c.counters.opted_out.load(Ordering::Relaxed),
+                    running: c.running.load(Ordering::Relaxed),
+                })
+                .collect(),
         };
         self.reg.metrics.render(&gauges)
     }
 
     fn ready(&self) -> bool {
         self.reg.ready.load(Ordering::Relaxed)
+    }
+
+    async fn campaigns(&self) -> Vec<crate::control::CampaignStatus> {
+        self.reg.campaigns.statuses(&self.reg).await
+    }
+
+    async fn campaign(
+        &self,
+        name: &str,
+        command: crate::control::CampaignCommand,
+    ) -> Result<crate::control::CampaignStatus, ControlError> {
+        self.reg.campaigns.command(&self.reg, name, command).await
     }
 }
