@@ -30,7 +30,13 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn write_config(dir: &Path, ws_url: &str, root_hex: &str, admin_port: u16) -> std::path::PathBuf {
+fn write_config(
+    dir: &Path,
+    ws_url: &str,
+    root_hex: &str,
+    admin_port: u16,
+    recipient: &str,
+) -> std::path::PathBuf {
     let plugins = dir.join("plugins");
     std::fs::create_dir_all(&plugins).unwrap();
     for (name, bytes) in wasmeow::demo::EMBEDDED_PLUGINS {
@@ -61,6 +67,15 @@ cache_dir = "cache"
 [[plugin]]
 name = "echo"
 grants = ["messaging", "log"]
+
+[[campaign]]
+name = "news"
+session = "main"
+schedule = "0 0 29 2 *"
+text = "News for {{name}}"
+recipients = [{{ phone = "+{recipient}", name = "Alice" }}]
+min_gap_secs = 0
+max_gap_secs = 0
 "#
     );
     let path = dir.join("bot.toml");
@@ -99,7 +114,7 @@ async fn run_pair_operate_and_stop_gracefully() {
     let alice = sim.create_account(None, Some("Alice")).unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let port = free_port();
-    let config = write_config(tmp.path(), &ws, &root, port);
+    let config = write_config(tmp.path(), &ws, &root, port, &alice.pn);
 
     // The log goes to a file: a pipe nobody reads could fill up and block the host.
     let log_path = tmp.path().join("run.log");
@@ -207,6 +222,50 @@ async fn run_pair_operate_and_stop_gracefully() {
     let (code, out) = cli(cfg, &["plugin", "reload", "echo"]);
     assert_eq!(code, 0, "{out}");
     let (code, out) = cli(cfg, &["plugin", "reload", "nope"]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("404"), "{out}");
+
+    // Campaigns: the dry run, then a run started from the CLI reaches the phone.
+    let (code, out) = cli(cfg, &["config", "check"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("campaign news")
+            && out.contains("1 recipients")
+            && out.contains("\"News for Alice\""),
+        "{out}"
+    );
+    let (code, out) = cli(cfg, &["campaign", "run", "news"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("news") && out.contains("running"), "{out}");
+    let deadline = Instant::now() + WAIT;
+    while !sim
+        .phone_inbox(&alice.pn)
+        .unwrap()
+        .iter()
+        .any(|m| m.text.as_deref() == Some("News for Alice"))
+    {
+        assert!(Instant::now() < deadline, "no campaign message");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let (code, out) = cli(cfg, &["--json", "campaign", "list"]);
+        assert_eq!(code, 0, "{out}");
+        let list: serde_json::Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
+        if list[0]["run"]["finished_ms"].is_i64() {
+            assert_eq!(list[0]["run"]["queued"], 1, "{list}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the run never finished: {list}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (code, out) = cli(cfg, &["campaign", "pause", "news"]);
+    assert_eq!(code, 2, "nothing to pause: {out}");
+    assert!(
+        out.contains("409") && out.contains("no run is going"),
+        "{out}"
+    );
+    let (code, out) = cli(cfg, &["campaign", "run", "nope"]);
     assert_eq!(code, 2, "{out}");
     assert!(out.contains("404"), "{out}");
 
