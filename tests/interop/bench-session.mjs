@@ -4,11 +4,12 @@
 //   cd tests/interop && node bench-session.mjs [round trips, default 1000]
 //
 // For each host — our session engine (the `session-peer` binary) and an unmodified Baileys
-// 7.0.0-rc14 client — a simulated phone sends N texts (POST /phone/send, 32 in flight); the
-// host decrypts each and replies `re: <text>`; the phone decrypts the replies. Printed:
-// round trips/s and messages/s (two per round trip) for both, and the ratio. The phone side
-// (HTTP control calls, simulated-phone crypto) is the same for both hosts, so it caps both;
-// `cargo bench -p wasmeow-session --bench e2e` measures our engine without the HTTP hop.
+// 7.0.0-rc14 client — a simulated phone sends N texts (POST /phone/send-batch, 16 texts per
+// call, 4 calls in flight); the host decrypts each and replies `re: <text>`; the phone decrypts
+// the replies (counted with GET /phone/inbox-count). Printed: round trips/s and messages/s (two
+// per round trip) for both, and the ratio. The phone side (HTTP control calls, simulated-phone
+// crypto) is the same harness for both hosts; `cargo bench -p wasmeow-session --bench e2e`
+// measures our engine without the HTTP hop.
 import { startSim } from './lib/sim.mjs';
 import { BaileysClient, trustSimRoot } from './lib/baileys-client.mjs';
 import { startSessionPeer } from './lib/session-peer.mjs';
@@ -23,19 +24,21 @@ async function measure(sim, hostJid, phonePn, label) {
     if (t > 1000) throw new Error(`${label}: no warm-up reply`);
     await sleep(20);
   }
-  const inFlight = 32;
+  const inFlight = 4;
+  const batch = 16;
   const start = performance.now();
   let next = 0;
   const worker = async () => {
     while (next < N) {
-      const i = next++;
-      await sim.post('/phone/send', { pn: phonePn, to: hostJid, text: `${label} ${i}` });
+      const texts = [];
+      while (texts.length < batch && next < N) texts.push(`${label} ${next++}`);
+      await sim.post('/phone/send-batch', { pn: phonePn, to: hostJid, texts });
     }
   };
   await Promise.all(Array.from({ length: inFlight }, worker));
+  const prefix = encodeURIComponent(`re: ${label} `);
   for (;;) {
-    const inbox = await sim.get(`/phone/inbox?pn=${phonePn}`);
-    const replies = inbox.filter((m) => m.text?.startsWith(`re: ${label} `)).length;
+    const { count: replies } = await sim.get(`/phone/inbox-count?pn=${phonePn}&prefix=${prefix}`);
     if (replies >= N) break;
     if (performance.now() - start > 600000) throw new Error(`${label}: only ${replies} of ${N} replies`);
     await sleep(20);

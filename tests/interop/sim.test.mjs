@@ -135,3 +135,23 @@ test('offline delivery: messages sent while a Baileys client is away arrive on r
     await sim.close();
   }
 });
+
+test('phone batch sends arrive in order and the inbox counter counts them', { timeout: 60000 }, async () => {
+  const sim = await startSim();
+  try {
+    const a = await sim.post('/accounts', { push_name: 'A' });
+    const b = await sim.post('/accounts', { push_name: 'B' });
+    const texts = Array.from({ length: 5 }, (_, i) => `batch ${i}`);
+    const { ids } = await sim.post('/phone/send-batch', { pn: a.pn, to: b.jid, texts });
+    assert.equal(ids.length, 5);
+    await eventually(async () => (await sim.get(`/phone/inbox-count?pn=${b.pn}&prefix=batch%20`)).count === 5, 20000, 'five batch texts');
+    const inbox = (await sim.get(`/phone/inbox?pn=${b.pn}`)).filter((m) => m.text?.startsWith('batch '));
+    assert.deepEqual(inbox.map((m) => m.text), texts, 'in order');
+    assert.deepEqual(inbox.map((m) => m.id), ids);
+    assert.equal((await sim.get(`/phone/inbox-count?pn=${b.pn}&prefix=nope`)).count, 0);
+    await assert.rejects(sim.post('/phone/send-batch', { pn: a.pn, to: b.jid, texts: 'x' }), (e) => e.status === 400);
+    await assert.rejects(sim.post('/phone/send-batch', { pn: a.pn, to: b.jid, texts: [1] }), (e) => e.status === 400);
+  } finally {
+    await sim.close();
+  }
+});

@@ -17,7 +17,9 @@
 //! | `GET /devices?pn=` | | `[DeviceInfo]` |
 //! | `GET /queue?jid=` | | `[message id]` |
 //! | `POST /phone/send` | `{pn, to, text}` | `{id}` |
+//! | `POST /phone/send-batch` | `{pn, to, texts: [text]}` (at most 1,000) | `{ids}` |
 //! | `GET /phone/inbox?pn=` | | `[InboxMessage]` |
+//! | `GET /phone/inbox-count?pn=&prefix=` | | `{count}`: texts starting with `prefix` |
 //! | `GET /phone/receipts?pn=` | | `[PhoneReceipt]` |
 //! | `GET /phone/acks?pn=` | | `[PhoneAck]` |
 //! | `POST /groups` | `{pn, subject, participants: [jid]}` | `{jid}` |
@@ -242,7 +244,34 @@ async fn control_request(
                 )?;
                 Ok(json!({ "id": id }))
             }
+            ("POST", "/phone/send-batch") => {
+                let texts = body
+                    .get("texts")
+                    .and_then(Value::as_array)
+                    .ok_or_else(|| Failure(400, "missing array field \"texts\"".into()))?;
+                if texts.len() > 1_000 {
+                    return Err(Failure(400, "at most 1000 texts per batch".into()));
+                }
+                let (pn, to) = (field(&body, "pn")?, field(&body, "to")?);
+                let mut ids = Vec::with_capacity(texts.len());
+                for t in texts {
+                    let text = t
+                        .as_str()
+                        .ok_or_else(|| Failure(400, "texts must be strings".into()))?;
+                    ids.push(sim.phone_send_text(pn, to, text)?);
+                }
+                Ok(json!({ "ids": ids }))
+            }
             ("GET", "/phone/inbox") => to_value(sim.phone_inbox(&param("pn")?)?),
+            ("GET", "/phone/inbox-count") => {
+                let prefix = param("prefix").unwrap_or_default();
+                let count = sim
+                    .phone_inbox(&param("pn")?)?
+                    .iter()
+                    .filter(|m| m.text.as_deref().is_some_and(|t| t.starts_with(&prefix)))
+                    .count();
+                Ok(json!({ "count": count }))
+            }
             ("GET", "/phone/receipts") => to_value(sim.phone_receipts(&param("pn")?)?),
             ("GET", "/phone/acks") => to_value(sim.phone_acks(&param("pn")?)?),
             ("POST", "/groups") => {

@@ -137,6 +137,10 @@ pub(crate) struct Phone {
     /// The newest sent messages, oldest first (for retry receipts).
     #[serde(default)]
     recent_sent: std::collections::VecDeque<SentMessage>,
+    /// The identity and signed-prekey public keys, derived once from the private keys (a
+    /// base-point multiplication each; a phone receiving prekey messages needs both every time).
+    #[serde(skip)]
+    publics: std::sync::OnceLock<(PublicKey, PublicKey)>,
 }
 
 fn addr_key(addr: &DevAddr) -> String {
@@ -148,9 +152,21 @@ impl Phone {
         PrivateKey::from_bytes(self.identity)
     }
 
+    fn publics(&self) -> &(PublicKey, PublicKey) {
+        self.publics.get_or_init(|| {
+            (
+                self.identity_private().public_key(),
+                PrivateKey::from_bytes(self.signed_prekey).public_key(),
+            )
+        })
+    }
+
     fn local(&self) -> LocalIdentity {
         LocalIdentity {
-            key_pair: KeyPair::from_private(self.identity_private()),
+            key_pair: KeyPair {
+                private: self.identity_private(),
+                public: self.publics().0,
+            },
             registration_id: self.registration_id,
         }
     }
@@ -162,7 +178,10 @@ impl Phone {
         );
         SignedPreKey {
             id: self.signed_prekey_id,
-            key_pair: KeyPair::from_private(PrivateKey::from_bytes(self.signed_prekey)),
+            key_pair: KeyPair {
+                private: PrivateKey::from_bytes(self.signed_prekey),
+                public: self.publics().1,
+            },
             signature,
         }
     }
@@ -256,6 +275,7 @@ impl World {
             acks: Vec::new(),
             undecryptable: 0,
             recent_sent: Default::default(),
+            publics: Default::default(),
         };
         let mut device = DeviceRecord {
             id: 0,
