@@ -216,6 +216,8 @@ struct Conn<'a, A: AccountStore> {
     qr_refs: VecDeque<String>,
     qr_next: Option<Instant>,
     logged_in: bool,
+    /// Frames were queued on the WebSocket but not flushed yet.
+    unflushed: bool,
 }
 
 async fn connect_and_run<A: AccountStore>(
@@ -282,6 +284,7 @@ async fn connect_and_run<A: AccountStore>(
         qr_refs: VecDeque::new(),
         qr_next: None,
         logged_in: false,
+        unflushed: false,
     };
     let end = conn.run(commands, backoff).await;
     conn.pending.fail_all(RequestError::Disconnected);
@@ -310,6 +313,21 @@ impl<A: AccountStore> Conn<'_, A> {
                 }
             };
             tokio::select! {
+                // Input first; once none is ready, what the input produced goes out in one
+                // write (several receipts and acks per flush under load, one at a time when idle).
+                biased;
+                cmd = commands.recv() => match cmd {
+                    None | Some(Command::Stop) => return End::Stop,
+                    Some(Command::Send { node, waiter }) => {
+                        if let Some((id, tx)) = waiter {
+                            let deadline = Instant::now() + self.inner.config.request_timeout;
+                            self.pending.insert(id, deadline, tx);
+                        }
+                        if let Err(e) = self.write(&node).await {
+                            return End::Error(e.to_string());
+                        }
+                    }
+                },
                 received = self.ws.recv() => {
                     match received {
                         Ok(Some(bytes)) => {
@@ -330,18 +348,12 @@ impl<A: AccountStore> Conn<'_, A> {
                         Err(e) => return End::Error(e.to_string()),
                     }
                 }
-                cmd = commands.recv() => match cmd {
-                    None | Some(Command::Stop) => return End::Stop,
-                    Some(Command::Send { node, waiter }) => {
-                        if let Some((id, tx)) = waiter {
-                            let deadline = Instant::now() + self.inner.config.request_timeout;
-                            self.pending.insert(id, deadline, tx);
-                        }
-                        if let Err(e) = self.write(&node).await {
-                            return End::Error(e.to_string());
-                        }
+                () = std::future::ready(()), if self.unflushed => {
+                    self.unflushed = false;
+                    if let Err(e) = self.ws.flush().await {
+                        return End::Error(e.to_string());
                     }
-                },
+                }
                 () = sleep => {
                     if let Some(end) = self.on_timer().await {
                         return end;
@@ -353,7 +365,8 @@ impl<A: AccountStore> Conn<'_, A> {
 
     async fn write(&mut self, node: &Node) -> Result<(), SocketError> {
         let bytes = self.codec.encode(node)?;
-        self.ws.send(bytes).await?;
+        self.ws.feed(bytes).await?;
+        self.unflushed = true;
         Ok(())
     }
 

@@ -333,7 +333,7 @@ fn request(url: &str, origin: Option<&str>) -> Result<Request<()>, TransportErro
 pub fn ws_config() -> WebSocketConfig {
     WebSocketConfig::default()
         .read_buffer_size(READ_BUFFER_SIZE)
-        .write_buffer_size(0)
+        .write_buffer_size(MAX_FRAME_PAYLOAD)
         .max_write_buffer_size(MAX_MESSAGE_SIZE * 2)
         .max_message_size(Some(MAX_MESSAGE_SIZE))
         .max_frame_size(Some(MAX_MESSAGE_SIZE))
@@ -373,6 +373,24 @@ impl WsTransport {
             self.ws.send(Message::Frame(frame)).await?;
             start = end;
         }
+        Ok(())
+    }
+
+    /// Queues one binary message without writing it yet: queued messages go out together on
+    /// [`flush`](Self::flush) (one write for several small frames), or as soon as they fill
+    /// [`MAX_FRAME_PAYLOAD`]. A message longer than that is sent at once, as [`send`](Self::send)
+    /// does.
+    pub async fn feed(&mut self, bytes: Vec<u8>) -> Result<(), TransportError> {
+        if bytes.len() > MAX_FRAME_PAYLOAD {
+            return self.send(bytes).await;
+        }
+        self.ws.feed(Message::Binary(bytes.into())).await?;
+        Ok(())
+    }
+
+    /// Writes out what [`feed`](Self::feed) queued.
+    pub async fn flush(&mut self) -> Result<(), TransportError> {
+        self.ws.flush().await?;
         Ok(())
     }
 
