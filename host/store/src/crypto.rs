@@ -10,11 +10,17 @@
 //! root key seals the account directory, whose entries hold each account's random data key; from
 //! a 256-bit data key `k` we derive `enc = HMAC(k, "wasmeow-store/enc")` for AES-GCM and
 //! `hash = HMAC(k, "wasmeow-store/key-hash")` for record keys.
+//!
+//! AES-256-GCM is `ring`'s (already linked through rustls): it picks its fastest code at run
+//! time (VAES/VPCLMULQDQ with AVX2, else AES-NI/PCLMULQDQ, else constant-time software), without
+//! any build flag. The expanded key (round keys and GHASH table) lives in one heap slot per
+//! [`Sealer`] and is overwritten on drop (see [`Sealer`]'s `Drop`).
 
-use aes_gcm::aead::AeadInOut as _;
-use aes_gcm::{Aes256Gcm, KeyInit as _, Nonce, Tag};
+use std::hint::black_box;
+
 use hmac::{Hmac, Mac as _};
 use rand::Rng as _;
+use ring::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, Tag, UnboundKey};
 use sha2::Sha256;
 use zeroize::Zeroizing;
 
@@ -57,17 +63,25 @@ pub(crate) fn derive(key: &[u8; 32], label: &[u8]) -> Zeroizing<[u8; 32]> {
 /// AES-256-GCM with one key.
 #[derive(Clone)]
 pub(crate) struct Sealer {
-    cipher: Aes256Gcm,
+    // Boxed so the expanded key stays in one place (moving a `Sealer` moves only the pointer)
+    // and that one place is what `Drop` overwrites.
+    key: Box<LessSafeKey>,
 }
 
 /// A sealed value did not authenticate (or was too short to be one).
 #[derive(Debug)]
 pub(crate) struct OpenFailed;
 
+/// `key` expanded for AES-256-GCM.
+fn expand(key: &[u8; 32]) -> LessSafeKey {
+    // AES-256-GCM takes exactly 32 bytes; `UnboundKey::new` only rejects other lengths.
+    LessSafeKey::new(UnboundKey::new(&AES_256_GCM, key).expect("AES-256 takes a 32-byte key"))
+}
+
 impl Sealer {
     pub(crate) fn new(key: &[u8; 32]) -> Self {
         Self {
-            cipher: Aes256Gcm::new(key.into()),
+            key: Box::new(expand(key)),
         }
     }
 
@@ -79,19 +93,20 @@ impl Sealer {
         out.extend_from_slice(&nonce);
         out.extend_from_slice(plaintext);
         let tag = self
-            .cipher
-            .encrypt_inout_detached(
-                &Nonce::from(nonce),
-                ad,
-                out[1 + NONCE_LEN..].as_mut().into(),
+            .key
+            .seal_in_place_separate_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(ad),
+                &mut out[1 + NONCE_LEN..],
             )
             // AES-GCM only fails for plaintexts over 64 GiB; values are bounded far below.
             .expect("AES-GCM plaintext within limits");
-        out.extend_from_slice(&tag);
+        out.extend_from_slice(tag.as_ref());
         out
     }
 
-    /// Opens a value made by [`Sealer::seal`] with the same `ad`.
+    /// Opens a value made by [`Sealer::seal`] with the same `ad`. On failure nothing of the
+    /// (unauthenticated) plaintext escapes: the buffer is a [`Secret`], wiped when dropped.
     pub(crate) fn open(&self, ad: &[u8], sealed: &[u8]) -> Result<Secret, OpenFailed> {
         if sealed.len() < SEAL_OVERHEAD || sealed[0] != VALUE_FORMAT {
             return Err(OpenFailed);
@@ -102,10 +117,27 @@ impl Sealer {
         let tag = Tag::try_from(&sealed[sealed.len() - TAG_LEN..]).map_err(|_| OpenFailed)?;
         let mut buf = Secret::with_capacity(body.len());
         buf.extend_from_slice(body);
-        self.cipher
-            .decrypt_inout_detached(&Nonce::from(nonce), ad, (&mut *buf).into(), &tag)
+        self.key
+            .open_in_place_separate_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(ad),
+                tag,
+                &mut buf,
+                0..,
+            )
             .map_err(|_| OpenFailed)?;
         Ok(buf)
+    }
+}
+
+impl Drop for Sealer {
+    /// Overwrites the expanded key in its heap slot with the expansion of an all-zero key, so
+    /// nothing derived from the real key stays in freed memory (the `zeroize` crate's promise,
+    /// for a type that does not implement `Zeroize`). `black_box` makes the slot look read
+    /// afterwards, so the store cannot be dropped as dead before the deallocation.
+    fn drop(&mut self) {
+        *self.key = expand(&[0; 32]);
+        black_box(&*self.key);
     }
 }
 
@@ -178,6 +210,51 @@ mod tests {
         assert!(s.open(b"ad", &v[..SEAL_OVERHEAD - 1]).is_err());
         // Fresh nonce per write.
         assert_ne!(s.seal(b"ad", b"hello"), v);
+    }
+
+    /// Values are standard AES-256-GCM (the format written before `ring` was used, by the
+    /// `aes-gcm` crate): each implementation opens what the other sealed, and tampering with
+    /// either side's output is caught.
+    #[test]
+    fn sealed_values_interoperate_with_the_aes_gcm_crate() {
+        use aes_gcm::aead::AeadInOut as _;
+        use aes_gcm::{Aes256Gcm, KeyInit as _};
+        let key = [9u8; 32];
+        let ours = Sealer::new(&key);
+        let theirs = Aes256Gcm::new(&key.into());
+        for n in [0, 1, 15, 16, 17, 1559, 4096 + 3] {
+            let pt: Vec<u8> = (0..n).map(|i| (i * 7 + 1) as u8).collect();
+
+            let v = ours.seal(b"ad", &pt);
+            let (nonce, rest) = v[1..].split_at(NONCE_LEN);
+            let (body, tag) = rest.split_at(rest.len() - TAG_LEN);
+            let mut body = body.to_vec();
+            theirs
+                .decrypt_inout_detached(
+                    &aes_gcm::Nonce::try_from(nonce).unwrap(),
+                    b"ad",
+                    body.as_mut_slice().into(),
+                    &aes_gcm::Tag::try_from(tag).unwrap(),
+                )
+                .unwrap();
+            assert_eq!(body, pt, "n = {n}");
+
+            let nonce = [3u8; NONCE_LEN];
+            let mut body = pt.clone();
+            let tag = theirs
+                .encrypt_inout_detached(&nonce.into(), b"ad", body.as_mut_slice().into())
+                .unwrap();
+            let sealed = [&[VALUE_FORMAT][..], &nonce, &body, &tag].concat();
+            assert_eq!(
+                &*ours.open(b"ad", &sealed).unwrap(),
+                pt.as_slice(),
+                "n = {n}"
+            );
+            assert!(ours.open(b"ae", &sealed).is_err());
+            let mut bad = sealed.clone();
+            *bad.last_mut().unwrap() ^= 0x80;
+            assert!(ours.open(b"ad", &bad).is_err());
+        }
     }
 
     #[test]
