@@ -190,11 +190,18 @@ pub async fn start_admin(
             cfg.token_env
         )
     })?;
+    let mut opts = crate::admin::AdminOptions::default();
     let webhooks = match &cfg.webhook {
         Some(w) => {
             let target = crate::admin::WebhookTarget::from_config(w)
                 .context("bot.toml [admin] webhook_url / webhook_secret_env")?;
-            Some(crate::admin::spawn_webhooks(ctl.clone(), target)?)
+            let (task, stats) = crate::admin::spawn_webhooks_with(
+                ctl.clone(),
+                target,
+                crate::admin::WebhookOptions::default(),
+            )?;
+            opts.webhook_stats = Some(stats);
+            Some(task)
         }
         None => None,
     };
@@ -202,7 +209,7 @@ pub async fn start_admin(
         .await
         .with_context(|| format!("binding the admin API to {}", cfg.listen))?;
     let addr = listener.local_addr()?;
-    let router = crate::admin::router(ctl, auth);
+    let router = crate::admin::router_with(ctl, auth, opts);
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(crate::admin::serve(listener, router, async move {
         let _ = rx.await;

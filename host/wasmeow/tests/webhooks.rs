@@ -268,6 +268,129 @@ async fn a_full_queue_drops_the_oldest_and_counts_it() {
     );
 }
 
+/// The value of the one sample `line_start` (name and labels) in a Prometheus text.
+fn sample(text: &str, line_start: &str) -> u64 {
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|l| {
+            l.strip_prefix(line_start)
+                .is_some_and(|r| r.starts_with(' '))
+        })
+        .collect();
+    assert_eq!(lines.len(), 1, "one {line_start} sample in:\n{text}");
+    lines[0][line_start.len()..].trim().parse().unwrap()
+}
+
+/// (delivered, refused, exhausted, dropped, lagged, retries, queue depth) as `/metrics` shows.
+async fn scrape(addr: std::net::SocketAddr) -> [u64; 7] {
+    let r = common::http::req(hyper::Method::GET, "/metrics")
+        .token(common::TOKEN)
+        .send(addr)
+        .await;
+    assert!(r.status.is_success(), "{}", r.text());
+    let text = r.text();
+    // The runtime's own metrics come first, unchanged.
+    assert!(
+        text.starts_with("# TYPE wasmeow_sessions gauge\n"),
+        "{text}"
+    );
+    for family in [
+        "wasmeow_webhook_deliveries_total counter",
+        "wasmeow_webhook_retries_total counter",
+        "wasmeow_webhook_queue_depth gauge",
+    ] {
+        assert!(text.contains(&format!("# TYPE {family}\n")), "{text}");
+        let name = family.split(' ').next().unwrap();
+        assert!(text.contains(&format!("# HELP {name} ")), "{text}");
+    }
+    let d = |result: &str| {
+        sample(
+            &text,
+            &format!("wasmeow_webhook_deliveries_total{{result=\"{result}\"}}"),
+        )
+    };
+    [
+        d("delivered"),
+        d("refused"),
+        d("exhausted"),
+        d("dropped"),
+        d("lagged"),
+        sample(&text, "wasmeow_webhook_retries_total"),
+        sample(&text, "wasmeow_webhook_queue_depth"),
+    ]
+}
+
+#[tokio::test]
+async fn metrics_count_every_delivery_outcome() {
+    let (url, rx) = receiver().await;
+    let f = Arc::new(FakeControl::new(64));
+    let opts = WebhookOptions {
+        max_attempts: 3,
+        queue_capacity: 2,
+        ..fast()
+    };
+    let (_task, stats) = spawn(f.clone(), &url, opts);
+    let srv = common::start(
+        f.clone(),
+        wasmeow::admin::AdminOptions {
+            webhook_stats: Some(stats.clone()),
+            ..wasmeow::admin::AdminOptions::default()
+        },
+    )
+    .await;
+    // Without the stats the router shows no webhook families.
+    let plain = common::start(f.clone(), wasmeow::admin::AdminOptions::default()).await;
+    let r = common::http::req(hyper::Method::GET, "/metrics")
+        .token(common::TOKEN)
+        .send(plain.addr)
+        .await;
+    assert!(!r.text().contains("wasmeow_webhook"), "{}", r.text());
+    assert_eq!(scrape(srv.addr).await, [0; 7]);
+
+    // A receiver that accepts at once.
+    f.emit("s", "message", json!({ "n": 1 }));
+    until("the first delivery", || stats.delivered() == 1).await;
+    // One that fails, then accepts the retry.
+    rx.script.lock().unwrap().extend([503, 200]);
+    f.emit("s", "message", json!({ "n": 2 }));
+    until("the retried delivery", || stats.delivered() == 2).await;
+    assert_eq!(scrape(srv.addr).await, [2, 0, 0, 0, 0, 1, 0]);
+    // One that always fails: every attempt is used up.
+    rx.script.lock().unwrap().extend([500, 502, 500]);
+    f.emit("s", "message", json!({ "n": 3 }));
+    until("the give-up", || stats.exhausted() == 1).await;
+    // One that refuses for good: no retry.
+    rx.script.lock().unwrap().extend([404]);
+    f.emit("s", "message", json!({ "n": 4 }));
+    until("the refusal", || stats.refused() == 1).await;
+    assert_eq!(scrape(srv.addr).await, [2, 1, 1, 0, 0, 3, 0]);
+    assert_eq!(rx.hits.lock().unwrap().len(), 1 + 2 + 3 + 1);
+
+    // A stuck receiver: the queue fills (depth shows live), then the oldest are dropped.
+    *rx.hold.lock().unwrap() = true;
+    f.emit("s", "message", json!({ "n": 5 }));
+    until("the fifth event in flight", || {
+        rx.hits.lock().unwrap().len() == 8
+    })
+    .await;
+    for n in 6..8 {
+        f.emit("s", "message", json!({ "n": n }));
+    }
+    until("two queued", || stats.queued() == 2).await;
+    assert_eq!(scrape(srv.addr).await, [2, 1, 1, 0, 0, 3, 2]);
+    for n in 8..11 {
+        f.emit("s", "message", json!({ "n": n }));
+    }
+    until("three dropped", || stats.dropped() == 3).await;
+    assert_eq!(scrape(srv.addr).await, [2, 1, 1, 3, 0, 3, 2]);
+    *rx.hold.lock().unwrap() = false;
+    rx.release.notify_waiters();
+    until("the rest delivered", || stats.delivered() == 5).await;
+    assert_eq!(scrape(srv.addr).await, [5, 1, 1, 3, 0, 3, 0]);
+    srv.stop().await.unwrap();
+    plain.stop().await.unwrap();
+}
+
 #[tokio::test]
 async fn bad_targets_are_typed_errors() {
     let f: Arc<dyn Control> = Arc::new(FakeControl::new(4));

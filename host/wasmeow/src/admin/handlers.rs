@@ -276,12 +276,16 @@ pub(crate) async fn campaign_cancel(
 }
 
 pub(crate) async fn metrics(State(st): State<AppState>) -> Response {
+    let mut text = st.ctl.metrics();
+    if let Some(w) = &st.opts.webhook_stats {
+        text.push_str(&crate::runtime::metrics::render_webhooks(&w.sample()));
+    }
     (
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        st.ctl.metrics(),
+        text,
     )
         .into_response()
 }

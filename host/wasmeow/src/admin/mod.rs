@@ -8,7 +8,8 @@
 //! router logs nothing about requests (no URLs, no headers), so tokens never reach the logs.
 //! [`openapi::document`] describes exactly the routes [`router_with_table`] registers (a test
 //! checks both directions). Webhooks ([`webhook`]) are a separate task fed by
-//! [`Control::subscribe`].
+//! [`Control::subscribe`]; its counters join `GET /metrics` through
+//! [`AdminOptions::webhook_stats`].
 //!
 //! Routes: `GET /`, `GET /healthz`, `GET /readyz`, `GET /metrics`, `GET /openapi.json`,
 //! `GET|POST /v1/sessions`, `GET|DELETE /v1/sessions/{name}`,
@@ -53,6 +54,9 @@ pub struct AdminOptions {
     pub body_limit: usize,
     /// How often the SSE stream sends a keep-alive comment.
     pub keep_alive: Duration,
+    /// The webhook sender's counters ([`spawn_webhooks_with`]), appended to `GET /metrics`
+    /// when set.
+    pub webhook_stats: Option<Arc<WebhookStats>>,
 }
 
 impl Default for AdminOptions {
@@ -60,6 +64,7 @@ impl Default for AdminOptions {
         Self {
             body_limit: 256 * 1024,
             keep_alive: Duration::from_secs(15),
+            webhook_stats: None,
         }
     }
 }

@@ -18,6 +18,11 @@
 //! - `http://` and `https://` (rustls with the webpki roots, or [`WebhookOptions::tls_roots`])
 //!   URLs work; one HTTP/1.1 connection is kept alive and reopened after an error.
 //!
+//! - Outcomes are counted in [`WebhookStats`]; given to the admin router
+//!   ([`crate::admin::AdminOptions::webhook_stats`]) they appear on `GET /metrics` as
+//!   `wasmeow_webhook_deliveries_total{result}`, `wasmeow_webhook_retries_total` and
+//!   `wasmeow_webhook_queue_depth` ([`crate::runtime::metrics::render_webhooks`]).
+//!
 //! The task ends once the runtime drops its event sender and the queue is drained.
 
 use std::collections::VecDeque;
@@ -38,6 +43,7 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::task::JoinHandle;
 
 use crate::control::{Control, HostEvent};
+use crate::runtime::metrics::WebhookSample;
 
 /// Where webhooks go.
 #[derive(Clone)]
@@ -100,14 +106,19 @@ impl Default for WebhookOptions {
     }
 }
 
-/// Counters of one webhook task (all monotonic).
+/// Counters of one webhook task (monotonic, except the queue depth). Every event the task
+/// sees ends in exactly one of delivered, refused, exhausted, dropped or lagged (or is still
+/// queued or in flight). The admin API renders them on `GET /metrics` when the router is given
+/// them ([`crate::admin::AdminOptions::webhook_stats`]).
 #[derive(Debug, Default)]
 pub struct WebhookStats {
     delivered: AtomicU64,
     retries: AtomicU64,
-    failed: AtomicU64,
+    refused: AtomicU64,
+    exhausted: AtomicU64,
     dropped: AtomicU64,
     lagged: AtomicU64,
+    queued: AtomicU64,
 }
 
 impl WebhookStats {
@@ -119,9 +130,35 @@ impl WebhookStats {
     pub fn retries(&self) -> u64 {
         self.retries.load(Ordering::Relaxed)
     }
-    /// Events given up on (attempts exhausted or a non-retryable status).
+    /// Events given up on: [`Self::refused`] plus [`Self::exhausted`].
     pub fn failed(&self) -> u64 {
-        self.failed.load(Ordering::Relaxed)
+        self.refused() + self.exhausted()
+    }
+    /// Events given up on at once: the receiver answered with a status that is not retried
+    /// (not 2xx, 5xx, 408 or 429), or the request could not be built.
+    pub fn refused(&self) -> u64 {
+        self.refused.load(Ordering::Relaxed)
+    }
+    /// Events given up on after [`WebhookOptions::max_attempts`] attempts that all failed
+    /// with a retryable error (5xx, 408, 429, connection error, timeout).
+    pub fn exhausted(&self) -> u64 {
+        self.exhausted.load(Ordering::Relaxed)
+    }
+    /// Events waiting in the queue now (the one being delivered not included).
+    pub fn queued(&self) -> u64 {
+        self.queued.load(Ordering::Relaxed)
+    }
+    /// All counters at once, for the metrics exposition.
+    pub fn sample(&self) -> WebhookSample {
+        WebhookSample {
+            delivered: self.delivered(),
+            refused: self.refused(),
+            exhausted: self.exhausted(),
+            dropped: self.dropped(),
+            lagged: self.lagged(),
+            retries: self.retries(),
+            queued: self.queued(),
+        }
     }
     /// Events dropped from the full queue.
     pub fn dropped(&self) -> u64 {
@@ -366,7 +403,7 @@ impl Deliverer {
             Ok(b) => Bytes::from(b),
             Err(e) => {
                 tracing::warn!(error = %e, "webhook: event does not serialize");
-                stats.failed.fetch_add(1, Ordering::Relaxed);
+                stats.refused.fetch_add(1, Ordering::Relaxed);
                 return;
             }
         };
@@ -382,7 +419,7 @@ impl Deliverer {
                 }
                 Outcome::GiveUp(why) => {
                     tracing::warn!(event = %ev.event, session = %ev.session, %why, "webhook refused");
-                    stats.failed.fetch_add(1, Ordering::Relaxed);
+                    stats.refused.fetch_add(1, Ordering::Relaxed);
                     return;
                 }
                 Outcome::Retry(why) => {
@@ -390,7 +427,7 @@ impl Deliverer {
                     if attempt == self.opts.max_attempts {
                         tracing::warn!(event = %ev.event, session = %ev.session, %why,
                             "webhook gave up after {attempt} attempts");
-                        stats.failed.fetch_add(1, Ordering::Relaxed);
+                        stats.exhausted.fetch_add(1, Ordering::Relaxed);
                         return;
                     }
                     tokio::time::sleep(delay).await;
@@ -444,6 +481,7 @@ pub fn spawn_webhooks_with(
                                 q.pop_front();
                                 stats.dropped.fetch_add(1, Ordering::Relaxed);
                             }
+                            stats.queued.store(q.len() as u64, Ordering::Relaxed);
                         }
                         wake.notify_one();
                     }
@@ -469,7 +507,12 @@ pub fn spawn_webhooks_with(
         let stats = stats.clone();
         async move {
             loop {
-                let next = queue.lock().unwrap_or_else(|p| p.into_inner()).pop_front();
+                let next = {
+                    let mut q = queue.lock().unwrap_or_else(|p| p.into_inner());
+                    let next = q.pop_front();
+                    stats.queued.store(q.len() as u64, Ordering::Relaxed);
+                    next
+                };
                 match next {
                     Some(ev) => deliverer.deliver(&ev, &stats).await,
                     None if closed.load(Ordering::Acquire) => {

@@ -105,6 +105,67 @@ pub struct Gauges {
     pub campaigns: Vec<CampaignSample>,
 }
 
+/// A scrape-time sample of the webhook sender's counters
+/// ([`crate::admin::WebhookStats::sample`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WebhookSample {
+    /// Events acknowledged with a 2xx.
+    pub delivered: u64,
+    /// Events given up on at once (a status that is not retried).
+    pub refused: u64,
+    /// Events given up on after every attempt failed with a retryable error.
+    pub exhausted: u64,
+    /// Events dropped from the full queue.
+    pub dropped: u64,
+    /// Events the broadcast channel skipped before they were queued.
+    pub lagged: u64,
+    /// Attempts after an event's first.
+    pub retries: u64,
+    /// Events waiting in the queue.
+    pub queued: u64,
+}
+
+/// The webhook sender's metrics, to append to [`Metrics::render`]'s text (the admin API does,
+/// when webhooks are configured).
+pub fn render_webhooks(w: &WebhookSample) -> String {
+    let mut out = String::with_capacity(768);
+    family(
+        &mut out,
+        "wasmeow_webhook_deliveries_total",
+        "counter",
+        "Webhook events by final result: delivered (2xx), refused (a status that is not \
+         retried), exhausted (every attempt failed), dropped (the queue was full), lagged (skipped \
+         before they were queued).",
+    );
+    for (result, n) in [
+        ("delivered", w.delivered),
+        ("refused", w.refused),
+        ("exhausted", w.exhausted),
+        ("dropped", w.dropped),
+        ("lagged", w.lagged),
+    ] {
+        let _ = writeln!(
+            out,
+            "wasmeow_webhook_deliveries_total{{result=\"{result}\"}} {n}"
+        );
+    }
+    family(
+        &mut out,
+        "wasmeow_webhook_retries_total",
+        "counter",
+        "Webhook attempts after an event's first (after a 5xx, 408, 429, timeout or connection error).",
+    );
+    let _ = writeln!(out, "wasmeow_webhook_retries_total {}", w.retries);
+    family(
+        &mut out,
+        "wasmeow_webhook_queue_depth",
+        "gauge",
+        "Webhook events waiting to be sent.",
+    );
+    let _ = writeln!(out, "wasmeow_webhook_queue_depth {}", w.queued);
+    out
+}
+
 fn escape(label: &str) -> String {
     label
         .replace('\\', "\\\\")
@@ -356,6 +417,27 @@ mod tests {
             "wasmeow_campaign_recipients_total{campaign=\"news\",outcome=\"opted_out\"} 2\n"
         ));
         assert!(text.contains("wasmeow_campaign_running{campaign=\"news\"} 1\n"));
+        let hooks = render_webhooks(&WebhookSample {
+            delivered: 5,
+            refused: 1,
+            exhausted: 2,
+            dropped: 3,
+            lagged: 4,
+            retries: 7,
+            queued: 6,
+        });
+        for want in [
+            "wasmeow_webhook_deliveries_total{result=\"delivered\"} 5\n",
+            "wasmeow_webhook_deliveries_total{result=\"refused\"} 1\n",
+            "wasmeow_webhook_deliveries_total{result=\"exhausted\"} 2\n",
+            "wasmeow_webhook_deliveries_total{result=\"dropped\"} 3\n",
+            "wasmeow_webhook_deliveries_total{result=\"lagged\"} 4\n",
+            "wasmeow_webhook_retries_total 7\n",
+            "wasmeow_webhook_queue_depth 6\n",
+        ] {
+            assert!(hooks.contains(want), "{want} in {hooks}");
+        }
+        let text = format!("{text}{hooks}");
         // Every sample line belongs to a declared family.
         let declared: Vec<&str> = text
             .lines()

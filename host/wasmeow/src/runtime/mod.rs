@@ -93,6 +93,9 @@ pub(crate) struct Slot {
     session: Session<RedbAccount>,
     status: Mutex<SessionStatus>,
     pump: Mutex<Option<JoinHandle<()>>>,
+    /// Tells the pump the session has stopped: it handles what is queued, then ends (the
+    /// session's event channel stays open while any handle to the session lives).
+    stopped: Arc<Notify>,
 }
 
 /// State shared by the runtime, the session pumps and the plugin services.
@@ -679,18 +682,40 @@ impl Runtime {
                 outbox_depth: 0,
             }),
             pump: Mutex::new(None),
+            stopped: Arc::new(Notify::new()),
         });
         // The pump holds the registry and its slot weakly: it ends when the session's event
-        // channel closes, and never keeps the store open on its own.
+        // channel closes or the session was stopped, and never keeps the store open on its own.
         let reg = Arc::downgrade(&self.reg);
         let pump_slot = Arc::downgrade(&slot);
         let pump_name = name.clone();
+        let stopped = slot.stopped.clone();
         let handle = tokio::spawn(async move {
-            while let Some(event) = rx.recv().await {
+            let deliver = |event: &Event| {
                 let (Some(reg), Some(slot)) = (reg.upgrade(), pump_slot.upgrade()) else {
-                    break;
+                    return false;
                 };
-                reg.on_event(&pump_name, &slot, &event);
+                reg.on_event(&pump_name, &slot, event);
+                true
+            };
+            let stopped = stopped.notified();
+            tokio::pin!(stopped);
+            loop {
+                tokio::select! {
+                    event = rx.recv() => match event {
+                        Some(event) if deliver(&event) => {}
+                        _ => break,
+                    },
+                    () = &mut stopped => {
+                        // The session's last events are queued by now: hand them on, then end.
+                        while let Ok(event) = rx.try_recv() {
+                            if !deliver(&event) {
+                                break;
+                            }
+                        }
+                        break;
+                    }
+                }
             }
         });
         *lock(&slot.pump) = Some(handle);
@@ -703,6 +728,7 @@ impl Runtime {
         let slot = write(&self.reg.sessions).remove(name)?;
         slot.session.stop().await;
         // Let the pump deliver the session's last events (bounded), then end it.
+        slot.stopped.notify_one();
         let pump = lock(&slot.pump).take();
         if let Some(mut p) = pump
             && tokio::time::timeout(Duration::from_millis(200), &mut p)

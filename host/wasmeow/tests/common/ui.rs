@@ -155,6 +155,41 @@ impl Browser {
             .map(str::to_owned)
     }
 
+    /// Clicks the element `css` selects, the way a user would (WebDriver element click: it
+    /// must be displayed and enabled).
+    pub async fn click(&self, css: &str) {
+        let el = self
+            .find(css)
+            .await
+            .unwrap_or_else(|| panic!("no element {css}"));
+        self.call(
+            Method::POST,
+            &format!("/element/{el}/click"),
+            Some(json!({})),
+        )
+        .await;
+    }
+
+    /// Clears the input `css` selects and types `text` into it (WebDriver send keys).
+    pub async fn type_into(&self, css: &str, text: &str) {
+        let el = self
+            .find(css)
+            .await
+            .unwrap_or_else(|| panic!("no element {css}"));
+        self.call(
+            Method::POST,
+            &format!("/element/{el}/clear"),
+            Some(json!({})),
+        )
+        .await;
+        self.call(
+            Method::POST,
+            &format!("/element/{el}/value"),
+            Some(json!({ "text": text })),
+        )
+        .await;
+    }
+
     /// Saves a PNG screenshot of the viewport to `path`.
     pub async fn screenshot(&self, path: &Path) {
         let b64 = self.call(Method::GET, "/screenshot", None).await;
