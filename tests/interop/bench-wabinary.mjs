@@ -86,6 +86,8 @@ const ours = {
   encodeStr: criterion('encode_str_attrs'),
   decode: criterion('decode'),
   decodeTree: criterion('decode_tree'),
+  decodeTreeBuf: criterion('decode_tree_buf'),
+  decodeTreeBufReadAll: criterion('decode_tree_buf_read_all'),
 };
 
 const perSec = (ns) => (ns ? Math.round(1e9 / ns).toLocaleString('en-US') : 'n/a');
@@ -99,6 +101,9 @@ const rows = [
   ['decode', baileys.decodeSync, ours.decode, 'wasmeow decode to owned Node vs decodeDecompressedBinaryNode (sync)'],
   ['decode', baileys.decode, ours.decodeTree, 'wasmeow Tree::decode (zero-copy view) vs decodeBinaryNode'],
   ['decode', baileys.decodeSync, ours.decodeTree, 'wasmeow Tree::decode (zero-copy view) vs sync core'],
+  ['decode', baileys.decode, ours.decodeTreeBuf, 'wasmeow TreeBuf::decode (same tree, reused buffer) vs decodeBinaryNode'],
+  ['decode', baileys.decodeSync, ours.decodeTreeBuf, 'wasmeow TreeBuf::decode (same tree, reused buffer) vs sync core'],
+  ['decode', baileys.decodeSync, ours.decodeTreeBufReadAll, 'wasmeow TreeBuf::decode + reading every string/JID once vs sync core'],
 ];
 console.log(`stanza: ${bytes.length} bytes; Node ${process.version}`);
 console.log('| op | Baileys nodes/s | Baileys MB/s | wasmeow nodes/s | wasmeow MB/s | speed-up | variant |');

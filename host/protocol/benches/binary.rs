@@ -13,7 +13,16 @@
 //! - `decode`: frame bytes (flags byte included) to an owned `Node` (built directly by the
 //!   parser, dropped every iteration like any received node);
 //! - `decode_tree`: frame bytes to a `Tree` (the zero-copy view; dropped every iteration, so
-//!   its vectors are reused by the next one as in a receive loop).
+//!   its vectors are reused by the next one as in a receive loop);
+//! - `decode_tree_buf`: frame bytes to the same validated tree in a reused `TreeBuf` (how a
+//!   receive loop that owns its buffer decodes: no allocation, no thread-local hand-over).
+//!
+//! - `decode_tree_buf_read_all`: the same, then every tag, key, value, JID part and content
+//!   read once (what a consumer of the whole stanza pays on top of the decode).
+//!
+//! Every decode variant validates the whole frame (same parser checks, same errors); the tree
+//! variants leave dictionary words as codes and JIDs as records until read, and unpack packed
+//! strings during the decode (so `decode_tree*` include that work).
 //!
 //! Instruction counts (load-independent): `examples/decode_count.rs` under callgrind.
 
@@ -91,7 +100,46 @@ fn binary_codec(c: &mut Criterion) {
     group.bench_function("decode_tree", |b| {
         b.iter(|| binary::Tree::decode(black_box(&bytes), &binary::DecodeLimits::DEFAULT).unwrap())
     });
+    let mut tree_buf = binary::TreeBuf::new();
+    group.bench_function("decode_tree_buf", |b| {
+        b.iter(|| {
+            let root = tree_buf
+                .decode(black_box(&bytes), &binary::DecodeLimits::DEFAULT)
+                .unwrap();
+            black_box(root.attrs().len())
+        })
+    });
+    group.bench_function("decode_tree_buf_read_all", |b| {
+        b.iter(|| {
+            let root = tree_buf
+                .decode(black_box(&bytes), &binary::DecodeLimits::DEFAULT)
+                .unwrap();
+            black_box(read_all(root))
+        })
+    });
     group.finish();
+}
+
+/// Reads every tag, key, value (JIDs: user and server) and content of a tree, the way a
+/// consumer touching the whole stanza would; returns the total text length so nothing is
+/// optimised away.
+fn read_all(node: binary::NodeRef<'_>) -> usize {
+    let mut total = node.tag().len();
+    for (key, value) in node.attrs() {
+        total += key.len();
+        total += match value {
+            binary::ValueRef::Str(s) => s.len(),
+            binary::ValueRef::Jid(jid) => jid.user().len() + jid.server().as_str().len(),
+        };
+    }
+    total += match node.content() {
+        binary::ContentRef::Bytes(b) => b.len(),
+        binary::ContentRef::Str(s) => s.len(),
+        binary::ContentRef::Jid(jid) => jid.user().len(),
+        binary::ContentRef::Nodes(_) => node.children().map(read_all).sum(),
+        binary::ContentRef::None => 0,
+    };
+    total
 }
 
 criterion_group!(benches, binary_codec);

@@ -9,11 +9,13 @@
 //!
 //! (instructions of the second run − the first) / 10 000 is the cost of one decode, start-up
 //! excluded. Modes: `node` (owned [`Node`](wasmeow_protocol::binary::Node)), `tree`
-//! ([`Tree`](wasmeow_protocol::binary::Tree)), `encode`.
+//! ([`Tree`](wasmeow_protocol::binary::Tree)), `buf` (a reused
+//! [`TreeBuf`](wasmeow_protocol::binary::TreeBuf)), `walk` (`buf`, then every tag, key, value,
+//! JID part and content read once), `encode`.
 
 use std::hint::black_box;
 
-use wasmeow_protocol::binary::{self, DecodeLimits, Tree};
+use wasmeow_protocol::binary::{self, ContentRef, DecodeLimits, NodeRef, Tree, TreeBuf, ValueRef};
 
 fn main() {
     let mut args = std::env::args().skip(1);
@@ -43,13 +45,52 @@ fn main() {
                 total += tree.root().attrs().len();
             }
         }
+        "buf" => {
+            let mut buf = TreeBuf::new();
+            for _ in 0..n {
+                let root = buf
+                    .decode(black_box(&bytes), &DecodeLimits::DEFAULT)
+                    .expect("stanza decodes");
+                total += root.attrs().len();
+            }
+        }
+        "walk" => {
+            let mut buf = TreeBuf::new();
+            for _ in 0..n {
+                let root = buf
+                    .decode(black_box(&bytes), &DecodeLimits::DEFAULT)
+                    .expect("stanza decodes");
+                total += read_all(root);
+            }
+        }
         "encode" => {
             let node = binary::decode(&bytes).expect("stanza decodes");
             for _ in 0..n {
                 total += binary::encode(black_box(&node)).expect("encodes").len();
             }
         }
-        other => panic!("unknown mode {other:?} (node, tree, encode)"),
+        other => panic!("unknown mode {other:?} (node, tree, buf, walk, encode)"),
     }
     println!("{mode} x{n}: {total}");
+}
+
+/// Reads every tag, key, value (JIDs: user and server) and content once; returns the total text
+/// length (the same walk as `benches/binary.rs`).
+fn read_all(node: NodeRef<'_>) -> usize {
+    let mut total = node.tag().len();
+    for (key, value) in node.attrs() {
+        total += key.len();
+        total += match value {
+            ValueRef::Str(s) => s.len(),
+            ValueRef::Jid(jid) => jid.user().len() + jid.server().as_str().len(),
+        };
+    }
+    total += match node.content() {
+        ContentRef::Bytes(b) => b.len(),
+        ContentRef::Str(s) => s.len(),
+        ContentRef::Jid(jid) => jid.user().len(),
+        ContentRef::Nodes(_) => node.children().map(read_all).sum(),
+        ContentRef::None => 0,
+    };
+    total
 }

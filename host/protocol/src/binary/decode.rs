@@ -27,7 +27,9 @@
 //! makes the owned [`Node`] directly (one allocation per owned string, list and byte blob, no
 //! intermediate tree), and `tree::Arena` fills the flat arena of a [`Tree`](super::Tree). Both
 //! are instances of the same parser code, so they accept and reject exactly the same input with
-//! the same errors (`reference.rs` keeps the previous decoder for differential tests).
+//! the same errors (`reference.rs` keeps the previous decoder for differential tests). Trees
+//! try `fast.rs` first, a specialised pass over the common forms that falls back to this parser
+//! for everything else (so this parser alone decides every error).
 //!
 //! Performance notes (callgrind, 213-byte benchmark stanza; `docs/benchmarks.md`): the hot paths
 //! are `LIST_8` headers, single-byte tokens for tags/keys/values, nibble/hex-packed ids and JID
@@ -223,15 +225,27 @@ pub(super) fn body<'f>(
     if flags & FLAG_COMPRESSED == 0 {
         return Ok(Cow::Borrowed(body));
     }
+    let mut inflated = Vec::new();
+    inflate_into(body, limits, &mut inflated)?;
+    Ok(Cow::Owned(inflated))
+}
+
+/// Inflates a compressed frame body into `out` (cleared first), at most `limits.max_len + 1`
+/// bytes (see [`body`]).
+pub(super) fn inflate_into(
+    body: &[u8],
+    limits: &DecodeLimits,
+    out: &mut Vec<u8>,
+) -> Result<(), DecodeError> {
+    out.clear();
     let cap = u64::try_from(limits.max_len)
         .unwrap_or(u64::MAX)
         .saturating_add(1);
-    let mut inflated = Vec::new();
     flate2::read::ZlibDecoder::new(body)
         .take(cap)
-        .read_to_end(&mut inflated)
+        .read_to_end(out)
         .map_err(DecodeError::Inflate)?;
-    Ok(Cow::Owned(inflated))
+    Ok(())
 }
 
 /// Parses one node (no flags byte) with `builder`; returns the root (which may point into arenas
@@ -269,10 +283,10 @@ pub(super) fn parse<B: Build>(
 
 /// Offsets in a [`Tree`](super::Tree) are `u32`, and unpacked text can be twice the input:
 /// inputs stay below 2 GiB whatever the limits say.
-const MAX_INPUT: usize = (u32::MAX / 2) as usize;
+pub(super) const MAX_INPUT: usize = (u32::MAX / 2) as usize;
 
 /// Smallest encoded node (`f8 01 <token>`): bounds how many nodes the remaining bytes can hold.
-const MIN_NODE_LEN: usize = 3;
+pub(super) const MIN_NODE_LEN: usize = 3;
 
 /// A string item the parser has fully validated, as a small `Copy` handle into the input: the
 /// builders resolve it (a `&'static str` for dictionary words, an input slice for raw strings,
@@ -293,16 +307,16 @@ pub(super) enum Text {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) struct Form {
     /// `HEX_8` (else `NIBBLE_8`).
-    hex: bool,
+    pub(super) hex: bool,
     /// The last byte's low nibble is the `0xF` padding.
-    odd: bool,
+    pub(super) odd: bool,
     /// A character is `.` (only possible in nibble strings).
-    dot: bool,
+    pub(super) dot: bool,
 }
 
 impl Text {
     #[inline]
-    fn is_empty(self) -> bool {
+    pub(super) fn is_empty(self) -> bool {
         match self {
             Self::Word(code) => code == 0,
             Self::Raw { len, .. } => len == 0,
@@ -341,13 +355,13 @@ impl Text {
         };
         let bytes = Self::slice(buf, start, len);
         let pairs = if form.hex { &HEX_PAIRS } else { &NIBBLE_PAIRS };
-        // Unpack 32 bytes at a time on the stack, then append them in one copy.
-        let mut chunk = [0u8; 64];
-        for part in bytes.chunks(32) {
-            for (dst, &b) in chunk.chunks_exact_mut(2).zip(part) {
+        // Grow once, then write two characters per byte (no per-byte capacity checks).
+        let at = out.len();
+        out.resize(at + 2 * bytes.len(), 0);
+        if let Some(dst) = out.get_mut(at..) {
+            for (dst, &b) in dst.chunks_exact_mut(2).zip(bytes) {
                 dst.copy_from_slice(&pairs[usize::from(b)]);
             }
-            out.extend_from_slice(&chunk[..2 * part.len()]);
         }
         if form.odd {
             out.pop();
@@ -384,9 +398,9 @@ impl Text {
 
 /// Byte → its two characters, for `NIBBLE_8` (`0-9 - .`; the invalid nibbles 0xC..0xF never
 /// reach unpacking, so their entries do not matter).
-static NIBBLE_PAIRS: [[u8; 2]; 256] = pair_table(b"0123456789-.????");
+pub(super) static NIBBLE_PAIRS: [[u8; 2]; 256] = pair_table(b"0123456789-.????");
 /// Byte → its two characters, for `HEX_8` (`0-9 A-F`).
-static HEX_PAIRS: [[u8; 2]; 256] = pair_table(b"0123456789ABCDEF");
+pub(super) static HEX_PAIRS: [[u8; 2]; 256] = pair_table(b"0123456789ABCDEF");
 
 const fn pair_table(alphabet: &[u8; 16]) -> [[u8; 2]; 256] {
     let mut table = [[0u8; 2]; 256];
@@ -423,10 +437,23 @@ static NIBBLE_CLASS: [u8; 256] = {
     }
     table
 };
-const BAD_HIGH: u8 = 1;
-const BAD_LOW: u8 = 2;
-const DOT_HIGH: u8 = 4;
-const DOT_LOW: u8 = 8;
+/// The [`NIBBLE_CLASS`]es of a nibble string's non-empty `bytes` or-ed together, without the
+/// padding nibble of an `odd` string: every nibble but the padding must be in the alphabet
+/// (no `BAD_*` bit), and `DOT_*` bits tell whether a `.` occurs.
+#[inline]
+pub(super) fn nibble_class(bytes: &[u8], odd: bool) -> u8 {
+    let Some((&last, init)) = bytes.split_last() else {
+        return 0;
+    };
+    let class = init
+        .iter()
+        .fold(0, |acc, &b| acc | NIBBLE_CLASS[usize::from(b)]);
+    class | NIBBLE_CLASS[usize::from(last)] & if odd { BAD_HIGH | DOT_HIGH } else { u8::MAX }
+}
+pub(super) const BAD_HIGH: u8 = 1;
+pub(super) const BAD_LOW: u8 = 2;
+pub(super) const DOT_HIGH: u8 = 4;
+pub(super) const DOT_LOW: u8 = 8;
 
 /// A validated JID item.
 #[derive(Debug)]
@@ -954,12 +981,7 @@ impl<B: Build> Parser<'_, '_, B> {
         let hex = tag == token::HEX_8;
         let mut dot = false;
         if !hex {
-            // Every nibble but the padding must be in the alphabet; note any '.'.
-            let mut class = bytes[..n - 1]
-                .iter()
-                .fold(0, |acc, &b| acc | NIBBLE_CLASS[usize::from(b)]);
-            class |=
-                NIBBLE_CLASS[usize::from(last)] & if odd { BAD_HIGH | DOT_HIGH } else { u8::MAX };
+            let class = nibble_class(bytes, odd);
             if class & (BAD_HIGH | BAD_LOW) != 0 {
                 return fail(bad_nibble(bytes, odd, offset));
             }
@@ -1072,15 +1094,7 @@ impl<B: Build> Parser<'_, '_, B> {
     /// Whether `user` has no character a user part on `server` must not have.
     #[inline]
     fn user_is_clean(&self, user: Text, server: &Server) -> bool {
-        match user {
-            // Packed characters are `0-9 A-F - .`: only '.' (on s.whatsapp.net) is forbidden
-            // in a user.
-            Text::Packed { form, .. } => !(form.dot && *server == Server::WhatsApp),
-            other => user_is_clean(
-                other.as_str(self.buf).unwrap_or_default().as_bytes(),
-                server,
-            ),
-        }
+        text_user_is_clean(self.buf, user, server)
     }
 
     /// The JID rules ([`check_wire_parts`]) for a user handle.
@@ -1144,14 +1158,26 @@ impl<B: Build> Parser<'_, '_, B> {
     }
 }
 
+/// Whether the user handle `user` (into `buf`) has no character a user part on `server` must
+/// not have.
+#[inline]
+pub(super) fn text_user_is_clean(buf: &[u8], user: Text, server: &Server) -> bool {
+    match user {
+        // Packed characters are `0-9 A-F - .`: only '.' (on s.whatsapp.net) is forbidden in a
+        // user.
+        Text::Packed { form, .. } => !(form.dot && *server == Server::WhatsApp),
+        other => user_is_clean(other.as_str(buf).unwrap_or_default().as_bytes(), server),
+    }
+}
+
 /// The single-byte token of `s.whatsapp.net` ([`Server::WhatsApp`], index 0 of
 /// [`KNOWN_SERVERS`]); a unit test checks both facts.
-const S_WHATSAPP_NET: WordCode = 3;
+pub(super) const S_WHATSAPP_NET: WordCode = 3;
 /// Indices in [`KNOWN_SERVERS`] of the `AD_JID` servers (a unit test checks them).
-const KNOWN_WHATSAPP: u8 = 0;
-const KNOWN_LID: u8 = 4;
-const KNOWN_HOSTED: u8 = 8;
-const KNOWN_HOSTED_LID: u8 = 9;
+pub(super) const KNOWN_WHATSAPP: u8 = 0;
+pub(super) const KNOWN_LID: u8 = 4;
+pub(super) const KNOWN_HOSTED: u8 = 8;
+pub(super) const KNOWN_HOSTED_LID: u8 = 9;
 
 #[inline]
 fn is_jid_tag(tag: u8) -> bool {

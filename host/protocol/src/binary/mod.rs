@@ -35,8 +35,8 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! Two ways to read a frame, both one validating pass of the same parser (`decode.rs`, generic
-//! over a builder), so they accept and reject exactly the same input with the same errors:
+//! Three ways to read a frame, all validating the whole frame in one pass and accepting and
+//! rejecting exactly the same input with the same errors:
 //!
 //! - [`decode`] builds the owned [`Node`] directly (simple, `Clone`, `'static`): no intermediate
 //!   tree; dictionary words are borrowed `&'static str`s, and the only allocations are the ones
@@ -44,14 +44,21 @@
 //!   JID user).
 //! - [`Tree::decode`] gives a validated flat arena with borrowed views ([`NodeRef`]): records of
 //!   offsets into the input, byte content and raw strings borrowed, tokens resolved to
-//!   `&'static str` only when read, packed strings unpacked into one buffer. Its three vectors
-//!   are reused from the previous tree dropped on the same thread, so a receive loop decodes
-//!   without allocating. Use it on hot receive paths and call [`NodeRef::to_node`] for the parts
-//!   worth keeping.
+//!   `&'static str` only when read, packed strings unpacked into one buffer. Its vectors are
+//!   reused from the previous tree dropped on the same thread, so a receive loop decodes
+//!   without allocating. Call [`NodeRef::to_node`] for the parts worth keeping.
+//! - [`TreeBuf::decode`] fills the same arena in a buffer the caller keeps (one per receive
+//!   loop): no allocation and no thread-local hand-over in steady state. The fastest way in.
 //!
-//! Performance (callgrind, the 213-byte benchmark stanza, `docs/benchmarks.md`): `Tree::decode`
-//! ≈3.6k instructions, `decode` ≈5.9k (of which ~1.6k are the 11 allocations and frees the owned
-//! `Node` needs), against ≈30k–34k for Baileys' decoder.
+//! `decode` and the full tree parser are one parser (`decode.rs`, generic over a builder). The
+//! trees first try a fast path (`fast.rs`) that covers the common wire forms and writes the
+//! same records; on anything else, valid or not, the full parser runs and decides (so errors
+//! always come from it). Differential tests check the fast path record for record.
+//!
+//! Performance (the 213-byte benchmark stanza, `docs/benchmarks.md`): by callgrind,
+//! `TreeBuf::decode` ≈2.3k instructions, `Tree::decode` ≈2.6k, `decode` ≈5.7k (of which ~1.6k
+//! are the 11 allocations and frees the owned `Node` needs), against ≈30k–34k for Baileys'
+//! decoder; by wall clock `TreeBuf::decode` is above 10x Baileys.
 //!
 //! Modules: [`Node`] and friends in `node.rs`; [`Tree`] and its views in `tree.rs`; [`Jid`] and
 //! [`Server`] in `jid.rs`; the wire tags and dictionaries in `token.rs` (+ generated
@@ -65,6 +72,7 @@
 
 mod decode;
 mod encode;
+mod fast;
 mod jid;
 mod node;
 #[cfg(test)]
@@ -82,18 +90,19 @@ pub use jid::{
     DOMAIN_HOSTED, DOMAIN_HOSTED_LID, DOMAIN_LID, DOMAIN_WHATSAPP, Jid, JidError, Server,
 };
 pub use node::{AttrValue, Content, Node};
-pub use tree::{ContentRef, JidRef, NodeRef, Tree, ValueRef};
+pub use tree::{ContentRef, JidRef, NodeRef, Tree, TreeBuf, ValueRef};
 
 /// Entry points for `fuzz/fuzz_targets/` (not a public API).
 #[doc(hidden)]
 pub mod fuzzing {
     use super::{
-        AttrValue, Content, ContentRef, DecodeError, DecodeLimits, Node, NodeRef, Tree, ValueRef,
-        encode,
+        AttrValue, Content, ContentRef, DecodeError, DecodeLimits, Node, NodeRef, Tree, TreeBuf,
+        ValueRef, encode,
     };
 
-    /// Decodes `data` both as frame plaintext and as a raw node. The owned decoder and the
-    /// tree must give the same node or the same error; whatever decodes must agree with its
+    /// Decodes `data` both as frame plaintext and as a raw node. The owned decoder, the tree
+    /// and a reused [`TreeBuf`] must give the same node or the same error, and the tree's fast
+    /// path the same records as the full parser; whatever decodes must agree with its
     /// views, re-encode, decode again to the same node and re-encode to the same bytes (the
     /// canonical fixpoint). Panics (the fuzzer's signal) only if one of those breaks.
     pub fn node_decode(data: &[u8]) {
@@ -110,6 +119,29 @@ pub mod fuzzing {
         same_outcome(&tree, super::decode_raw_with_limits(data, &limits));
         if let Ok(tree) = &tree {
             check(tree);
+        }
+        same_tree(&tree, &Tree::decode_raw_full(data, &limits));
+        // A reused buffer (leftovers of the previous input) decodes the same as a fresh tree.
+        BUF.with_borrow_mut(|buf| {
+            let node = buf.decode(data, &limits).map(|root| root.to_node());
+            same_outcome(&Tree::decode(data, &limits), node);
+        });
+    }
+
+    thread_local! {
+        static BUF: std::cell::RefCell<TreeBuf> = std::cell::RefCell::new(TreeBuf::new());
+    }
+
+    /// The fast path and the full parser build the same arena, record for record, or fail
+    /// with the same error.
+    pub(crate) fn same_tree(
+        fast: &Result<Tree<'_>, DecodeError>,
+        full: &Result<Tree<'_>, DecodeError>,
+    ) {
+        match (fast, full) {
+            (Ok(a), Ok(b)) => assert!(a.arena == b.arena, "fast and full arenas differ"),
+            (Err(a), Err(b)) => assert_eq!(format!("{a:?}"), format!("{b:?}"), "same error"),
+            (a, b) => panic!("fast path {a:?} but full parser {b:?}"),
         }
     }
 

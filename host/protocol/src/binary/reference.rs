@@ -772,7 +772,11 @@ mod tests {
     use rand::rngs::StdRng;
     use rand::{RngExt as _, SeedableRng as _};
 
-    use super::super::{DecodeLimits, Tree, decode_raw_with_limits, decode_with_limits};
+    use std::cell::{Cell, RefCell};
+
+    use super::super::{
+        DecodeLimits, Tree, TreeBuf, decode_raw_with_limits, decode_with_limits, fuzzing,
+    };
     use super::{DecodeError, Node};
 
     type Outcome = Result<Node, String>;
@@ -781,12 +785,38 @@ mod tests {
         result.map_err(|e| format!("{e:?}"))
     }
 
-    /// Decodes `data` as a frame and as a raw node with every decoder and checks they agree.
-    /// Returns whether the frame form decoded.
+    thread_local! {
+        /// One buffer for all `TreeBuf` decodes of a test thread, so every decode runs on the
+        /// leftovers of the previous one (as in a receive loop).
+        static BUF: RefCell<TreeBuf> = RefCell::new(TreeBuf::new());
+        /// How many raw decodes the fast path accepted on its own.
+        static FAST: Cell<usize> = const { Cell::new(0) };
+    }
+
+    /// Decodes `data` as a frame and as a raw node with every decoder and checks they agree
+    /// (the tree's fast path also record for record with the full parser). Returns whether
+    /// the frame form decoded.
     fn agree(data: &[u8], limits: &DecodeLimits) -> bool {
         let reference = show(super::decode(data, limits));
         let owned = show(decode_with_limits(data, limits));
         let tree = show(Tree::decode(data, limits).map(|t| t.to_node()));
+        let buf = BUF.with_borrow_mut(|buf| show(buf.decode(data, limits).map(|r| r.to_node())));
+        assert_eq!(
+            buf,
+            reference,
+            "TreeBuf::decode vs reference on {}",
+            hex::encode(data)
+        );
+        // The node with and without the first byte (the flags byte of a frame).
+        for raw in [Some(data), data.get(1..)].into_iter().flatten() {
+            fuzzing::same_tree(
+                &Tree::decode_raw(raw, limits),
+                &Tree::decode_raw_full(raw, limits),
+            );
+            if Tree::fast_accepts(raw, limits) {
+                FAST.set(FAST.get() + 1);
+            }
+        }
         assert_eq!(
             owned,
             reference,
@@ -912,6 +942,37 @@ mod tests {
                 agree(data, limits);
             }
         }
+    }
+
+    /// The tree's fast path (not just the full parser behind it) reads the common stanzas: the
+    /// benchmark stanza, and most frames of the Baileys corpus (whose entries also exercise the
+    /// rare forms it leaves to the full parser).
+    #[test]
+    fn fast_path_takes_the_common_frames() {
+        let corpus = baileys_corpus();
+        let limits = DecodeLimits::DEFAULT;
+        let (name, stanza) = corpus.last().unwrap();
+        assert_eq!(name, "bench-stanza");
+        assert!(Tree::fast_accepts(&stanza[1..], &limits));
+        let accepted = corpus
+            .iter()
+            .filter(|(_, data)| Tree::fast_accepts(&data[1..], &limits))
+            .count();
+        assert!(
+            accepted * 10 > corpus.len() * 7,
+            "fast path took {accepted} of {}",
+            corpus.len()
+        );
+        // And some mutated inputs it accepts agree with the full parser record for record.
+        FAST.set(0);
+        for (_, data) in corpus.iter().filter(|(_, d)| d.len() <= 200).take(50) {
+            for at in 1..data.len() {
+                let mut m = data.clone();
+                m[at] ^= 0x01;
+                agree(&m, &limits);
+            }
+        }
+        assert!(FAST.get() > 100, "fast path took {} mutants", FAST.get());
     }
 
     /// Every position of every seed (up to 128 bytes in) overwritten with bytes that matter to

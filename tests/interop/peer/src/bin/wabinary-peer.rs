@@ -5,7 +5,8 @@
 //! - `{"op":"encode","node":N}` → `{"hex":H}`: encode the JSON node (attribute values and string
 //!   content as strings, the way Baileys takes them);
 //! - `{"op":"decode","hex":H}` → `{"node":N}`: decode frame bytes and answer the node in Baileys'
-//!   view (JIDs as Baileys prints them);
+//!   view (JIDs as Baileys prints them); the borrowed decoders (`Tree`, `TreeBuf`) must read the
+//!   same node, else this is an error;
 //! - `{"op":"reencode","hex":H}` → `{"hex":H2}`: decode to our typed node and encode that again;
 //! - any failure → `{"error":"…"}`.
 //!
@@ -47,7 +48,16 @@ fn handle(request: &Value) -> Result<Value, String> {
             Ok(json!({ "hex": hex::encode(bytes) }))
         }
         Some("decode") => {
-            let node = binary::decode(&frame(request)?).map_err(|e| e.to_string())?;
+            let frame = frame(request)?;
+            let node = binary::decode(&frame).map_err(|e| e.to_string())?;
+            // The tree decoders (fast path included) must read Baileys' bytes the same way.
+            let limits = binary::DecodeLimits::DEFAULT;
+            let tree = binary::Tree::decode(&frame, &limits).map_err(|e| e.to_string())?;
+            let mut buf = binary::TreeBuf::new();
+            let root = buf.decode(&frame, &limits).map_err(|e| e.to_string())?;
+            if tree.to_node() != node || root.to_node() != node {
+                return Err("Tree / TreeBuf and decode disagree".to_owned());
+            }
             Ok(json!({ "node": node_to_json(&node) }))
         }
         Some("reencode") => {
