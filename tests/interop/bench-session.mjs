@@ -4,8 +4,8 @@
 //   cd tests/interop && node bench-session.mjs [round trips, default 1000]
 //
 // For each host — our session engine (the `session-peer` binary) and an unmodified Baileys
-// 7.0.0-rc14 client — a simulated phone sends N texts (POST /phone/send-batch, 16 texts per
-// call, 4 calls in flight); the host decrypts each and replies `re: <text>`; the phone decrypts
+// 7.0.0-rc14 client — a simulated phone sends N texts (POST /phone/send-batch, 32 texts per
+// call, 8 calls in flight); the host decrypts each and replies `re: <text>`; the phone decrypts
 // the replies (counted with GET /phone/inbox-count). Printed: round trips/s and messages/s (two
 // per round trip) for both, and the ratio. The phone side (HTTP control calls, simulated-phone
 // crypto) is the same harness for both hosts; `cargo bench -p wasmeow-session --bench e2e`
@@ -24,8 +24,8 @@ async function measure(sim, hostJid, phonePn, label) {
     if (t > 1000) throw new Error(`${label}: no warm-up reply`);
     await sleep(20);
   }
-  const inFlight = 4;
-  const batch = 16;
+  const inFlight = 8;
+  const batch = 32;
   const start = performance.now();
   let next = 0;
   const worker = async () => {

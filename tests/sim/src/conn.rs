@@ -60,7 +60,7 @@ pub(crate) enum ConnError {
 pub(crate) fn ws_config() -> WebSocketConfig {
     WebSocketConfig::default()
         .read_buffer_size(4096)
-        .write_buffer_size(0)
+        .write_buffer_size(8 << 10)
         .max_write_buffer_size(16 << 20)
         .max_message_size(Some(16 << 20))
         .max_frame_size(Some(16 << 20))
@@ -155,11 +155,17 @@ where
         if let AuthOutcome::LoggedIn(addr) = outcome {
             self.addr = Some(addr);
         }
+        // Frames produced while more input is waiting are queued and written together once
+        // nothing is ready (one write for many frames under load, one per frame when idle).
+        let mut unflushed = false;
         loop {
             tokio::select! {
                 biased;
                 cmd = rx.recv() => match cmd {
-                    Some(ConnCmd::Send(node)) => self.write_node(&node).await?,
+                    Some(ConnCmd::Send(node)) => {
+                        self.queue_node(&node).await?;
+                        unflushed = true;
+                    }
                     Some(ConnCmd::Close(node)) => {
                         if let Some(node) = node {
                             self.write_node(&node).await?;
@@ -190,6 +196,10 @@ where
                         }
                     }
                 }
+                () = std::future::ready(()), if unflushed => {
+                    unflushed = false;
+                    self.ws.flush().await?;
+                }
             }
         }
     }
@@ -215,14 +225,26 @@ where
         Ok(())
     }
 
-    async fn write_node(&mut self, node: &Node) -> Result<(), ConnError> {
+    fn seal_node(&mut self, node: &Node) -> Result<Vec<u8>, ConnError> {
         crate::log!("conn {} -> {}", self.conn_id, node);
         let plain = binary::encode(node)?;
-        let sealed = match self.transport.as_mut() {
-            Some(t) => t.seal(&plain)?,
-            None => return Err(ConnError::Closed),
-        };
+        match self.transport.as_mut() {
+            Some(t) => Ok(t.seal(&plain)?),
+            None => Err(ConnError::Closed),
+        }
+    }
+
+    async fn write_node(&mut self, node: &Node) -> Result<(), ConnError> {
+        let sealed = self.seal_node(node)?;
         self.write_frame(&sealed).await
+    }
+
+    /// Queues `node` without flushing (see the connection loop).
+    async fn queue_node(&mut self, node: &Node) -> Result<(), ConnError> {
+        let sealed = self.seal_node(node)?;
+        let wire = self.encoder.encode_to_vec(&sealed)?;
+        self.ws.feed(Message::Binary(wire.into())).await?;
+        Ok(())
     }
 }
 
