@@ -26,21 +26,18 @@
 //! runs it with `--include-ignored`:
 //! `cargo build --release -p wasmeow-sim && cargo test -p wasmeow-session --test idle_memory -- --include-ignored --nocapture`.
 
-use std::io::{BufRead as _, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt as _;
 use serde_json::{Value, json};
 use stats_alloc::{INSTRUMENTED_SYSTEM, StatsAlloc};
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::sync::mpsc::UnboundedReceiver;
 use wasmeow_protocol::binary::Jid;
 use wasmeow_protocol::keys::PublicKey;
 use wasmeow_session::events::ConnectionEvent;
 use wasmeow_session::recv::text_of;
 use wasmeow_session::{ConnState, Endpoint, Event, Session, SessionConfig};
+use wasmeow_sim::process::SimProcess;
 use wasmeow_store::{KekSource, OpenOptions, RedbAccount, RedbStore, Store as _};
 
 #[global_allocator]
@@ -76,99 +73,17 @@ fn rss() -> (i64, i64) {
     (field("VmRSS:"), field("RssAnon:"))
 }
 
-/// The simulator binary: `$WASMEOW_SIM_BIN`, else `<target>/release/wasmeow-sim` next to this
-/// test's own target directory.
-fn sim_binary() -> PathBuf {
-    if let Some(p) = std::env::var_os("WASMEOW_SIM_BIN") {
-        return PathBuf::from(p);
-    }
-    // <target>/debug/deps/idle_memory-<hash>
-    let exe = std::env::current_exe().expect("current exe");
-    let target = exe
-        .ancestors()
-        .nth(3)
-        .expect("test binary lives in <target>/<profile>/deps")
-        .to_path_buf();
-    target.join("release").join("wasmeow-sim")
-}
-
-/// The simulator process; killed when dropped.
-struct SimProcess {
-    child: Child,
-    control: String,
-    ws_url: String,
-    root: [u8; 32],
-}
-
-impl Drop for SimProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn spawn_sim() -> SimProcess {
-    let bin = sim_binary();
-    assert!(
-        bin.is_file(),
-        "the simulator binary {} is missing: build it first with \
-         `cargo build --release -p wasmeow-sim` (scripts/test-all.sh does), \
-         or point WASMEOW_SIM_BIN at one",
-        bin.display()
-    );
-    // A long first QR lifetime: 200 pairings run through a handful of concurrent scans.
-    let mut child = Command::new(&bin)
-        .args(["--no-wss", "--qr-first-ms", "600000"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("starting {}: {e}", bin.display()));
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout piped"))
-        .read_line(&mut line)
-        .expect("the simulator prints its info line");
-    let info: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}"));
-    let root: [u8; 32] = hex::decode(info["root_public_key"].as_str().expect("root key"))
-        .expect("hex")
-        .try_into()
-        .expect("32 bytes");
-    SimProcess {
-        control: info["control_url"]
-            .as_str()
-            .expect("control API enabled")
-            .to_owned(),
-        ws_url: info["ws_url"].as_str().expect("ws url").to_owned(),
-        root,
-        child,
-    }
-}
-
-/// One HTTP/1.1 JSON call to the simulator's control API (loopback, `Connection: close`).
-async fn control(base: &str, method: &str, path: &str, body: Value) -> Value {
-    let host = base.trim_start_matches("http://");
-    let body = if body.is_null() {
-        String::new()
-    } else {
-        body.to_string()
-    };
-    let mut tcp = tokio::net::TcpStream::connect(host)
+/// One control-API call; a failure fails the test.
+async fn control(sim: &SimProcess, method: &str, path: &str, body: Value) -> Value {
+    sim.call(method, path, body)
         .await
-        .expect("control API reachable");
-    let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    tcp.write_all(request.as_bytes()).await.unwrap();
-    let mut response = Vec::new();
-    tcp.read_to_end(&mut response).await.unwrap();
-    let response = String::from_utf8(response).expect("utf-8 response");
-    let (head, body) = response.split_once("\r\n\r\n").expect("HTTP response");
-    assert!(
-        head.starts_with("HTTP/1.1 200"),
-        "{method} {path}: {head}\n{body}"
-    );
-    serde_json::from_str(body).unwrap_or_else(|e| panic!("{method} {path}: {e}: {body}"))
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The simulator binary, with a long first QR lifetime: 200 pairings run through a handful of
+/// concurrent scans.
+fn spawn_sim() -> SimProcess {
+    SimProcess::spawn(&["--qr-first-ms", "600000"]).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// One paired session with its simulated phone's number.
@@ -203,7 +118,7 @@ async fn pair(
     config: &SessionConfig,
     i: usize,
 ) -> (Paired, UnboundedReceiver<Event>) {
-    let account = control(&sim.control, "POST", "/accounts", json!({})).await;
+    let account = control(&sim, "POST", "/accounts", json!({})).await;
     let pn = account["pn"].as_str().expect("pn").to_owned();
     let jid = account["jid"].as_str().expect("jid").to_owned();
     let acc = store
@@ -215,7 +130,7 @@ async fn pair(
         _ => None,
     })
     .await;
-    control(&sim.control, "POST", "/scan", json!({ "qr": qr, "pn": pn })).await;
+    control(&sim, "POST", "/scan", json!({ "qr": qr, "pn": pn })).await;
     wait_event(&mut events, |e| {
         matches!(e, Event::Connection(ConnectionEvent::Connected)).then_some(())
     })
@@ -278,7 +193,7 @@ async fn run(sim: SimProcess) {
     }
     let mut probe_events = probe_events;
 
-    let stats = control(&sim.control, "GET", "/stats", Value::Null).await;
+    let stats = control(&sim, "GET", "/stats", Value::Null).await;
     assert_eq!(stats["authenticated"], SESSIONS, "{stats}");
     assert!(
         paired
@@ -314,14 +229,14 @@ async fn run(sim: SimProcess) {
             .all(|(p, _)| p.session.state() == ConnState::Ready),
         "a session dropped while idle"
     );
-    let stats = control(&sim.control, "GET", "/stats", Value::Null).await;
+    let stats = control(&sim, "GET", "/stats", Value::Null).await;
     assert_eq!(stats["authenticated"], SESSIONS, "{stats}");
 
     // And one of them still works both ways.
     let (probe, other) = (&paired[0].0, &paired[SESSIONS - 1].0);
     let text = "still alive after the measurement";
     let sent = control(
-        &sim.control,
+        &sim,
         "POST",
         "/phone/send",
         json!({ "pn": other.pn, "to": probe.jid, "text": text }),
@@ -346,7 +261,7 @@ async fn run(sim: SimProcess) {
     let deadline = Instant::now() + WAIT;
     loop {
         let inbox = control(
-            &sim.control,
+            &sim,
             "GET",
             &format!("/phone/inbox?pn={}", other.pn),
             Value::Null,

@@ -101,7 +101,6 @@ async fn page_asks_for_the_token_and_refuses_a_wrong_one() {
 #[ignore = "needs chromium and chromium-driver (scripts/test-all.sh installs them)"]
 async fn page_flips_when_the_simulated_phone_scans_a_real_session() {
     use wasmeow::control::{Control, NewSession};
-    use wasmeow::runtime::{Runtime, RuntimeOptions};
 
     let sim = wasmeow_sim::Sim::start(wasmeow_sim::SimConfig::default())
         .await
@@ -109,30 +108,8 @@ async fn page_flips_when_the_simulated_phone_scans_a_real_session() {
     let url = sim.ws_url().await;
     let phone = sim.create_account(None, Some("operator")).unwrap();
     let tmp = tempfile::tempdir().unwrap();
-    let store = wasmeow_store::RedbStore::open(
-        tmp.path().join("s.redb"),
-        &wasmeow_store::KekSource::key([5u8; 32]),
-        &wasmeow_store::OpenOptions::default(),
-    )
-    .unwrap();
-    let plugins = tmp.path().join("plugins");
-    std::fs::create_dir_all(&plugins).unwrap();
-    let rt = Runtime::start(
-        Arc::new(store),
-        RuntimeOptions {
-            sessions: vec![],
-            plugins: wasmeow::demo::demo_plugins(plugins, tmp.path().join("cache")),
-            admission: Default::default(),
-            default_rate: Default::default(),
-            tweak: Some(Arc::new(|c: &mut wasmeow_session::SessionConfig| {
-                c.initial_prekey_count = 60;
-            })),
-            load: None,
-            campaigns: Vec::new(),
-        },
-    )
-    .await
-    .unwrap();
+    let (rt, _store) =
+        common::runtime::start(tmp.path(), [5; 32], common::runtime::options(tmp.path())).await;
     rt.create_session(NewSession {
         name: "phone1".into(),
         server: Some(url),
@@ -207,7 +184,6 @@ return {
 #[ignore = "needs chromium and chromium-driver (scripts/test-all.sh installs them)"]
 async fn page_buttons_add_pair_by_code_log_out_and_remove_a_real_session() {
     use wasmeow::control::Control;
-    use wasmeow::runtime::{Runtime, RuntimeOptions};
     use wasmeow_store::Store as _;
 
     let sim = wasmeow_sim::Sim::start(wasmeow_sim::SimConfig::default())
@@ -216,32 +192,8 @@ async fn page_buttons_add_pair_by_code_log_out_and_remove_a_real_session() {
     let url = sim.ws_url().await;
     let phone = sim.create_account(None, Some("operator")).unwrap();
     let tmp = tempfile::tempdir().unwrap();
-    let store = Arc::new(
-        wasmeow_store::RedbStore::open(
-            tmp.path().join("s.redb"),
-            &wasmeow_store::KekSource::key([6u8; 32]),
-            &wasmeow_store::OpenOptions::default(),
-        )
-        .unwrap(),
-    );
-    let plugins = tmp.path().join("plugins");
-    std::fs::create_dir_all(&plugins).unwrap();
-    let rt = Runtime::start(
-        store.clone(),
-        RuntimeOptions {
-            sessions: vec![],
-            plugins: wasmeow::demo::demo_plugins(plugins, tmp.path().join("cache")),
-            admission: Default::default(),
-            default_rate: Default::default(),
-            tweak: Some(Arc::new(|c: &mut wasmeow_session::SessionConfig| {
-                c.initial_prekey_count = 60;
-            })),
-            load: None,
-            campaigns: Vec::new(),
-        },
-    )
-    .await
-    .unwrap();
+    let (rt, store) =
+        common::runtime::start(tmp.path(), [6; 32], common::runtime::options(tmp.path())).await;
     let srv = start(rt.clone(), AdminOptions::default()).await;
     let b = common::ui::Browser::start().await;
     b.goto(&format!("{}/#token={TOKEN}", srv.base())).await;

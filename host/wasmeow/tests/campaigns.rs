@@ -3,52 +3,25 @@
 //! recipient who answered "stop" gets nothing (and a confirmation), a restart in the middle of a
 //! run resumes it without sending anyone a second copy, and pause / resume / cancel work.
 
+mod common;
+
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use wasmeow::config::Config;
 use wasmeow::control::{CampaignCommand, Control, ControlError, SessionState};
-use wasmeow::demo::demo_plugins;
-use wasmeow::runtime::{Runtime, RuntimeOptions};
+use wasmeow::runtime::Runtime;
 use wasmeow_sim::{AccountInfo, Sim, SimConfig, SimHandle};
-use wasmeow_store::{KekSource, OpenOptions, RedbStore};
 
 const WAIT: Duration = Duration::from_secs(30);
 
 async fn start(tmp: &Path, cfg: &Config) -> Arc<Runtime> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let store = loop {
-        match RedbStore::open(
-            tmp.join("host.redb"),
-            &KekSource::key([3; 32]),
-            &OpenOptions::default(),
-        ) {
-            Ok(s) => break s,
-            Err(wasmeow_store::OpenError::AlreadyOpen) if Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            Err(e) => panic!("store opens: {e:?}"),
-        }
-    };
-    let plugins_dir = tmp.join("plugins");
-    std::fs::create_dir_all(&plugins_dir).unwrap();
-    Runtime::start(
-        Arc::new(store),
-        RuntimeOptions {
-            sessions: cfg.sessions.clone(),
-            plugins: demo_plugins(plugins_dir, tmp.join("cache")),
-            admission: Default::default(),
-            default_rate: cfg.sessions[0].rate,
-            tweak: Some(Arc::new(|c: &mut wasmeow_session::SessionConfig| {
-                c.initial_prekey_count = 30;
-            })),
-            load: None,
-            campaigns: cfg.campaigns.clone(),
-        },
-    )
-    .await
-    .expect("runtime starts")
+    let mut opts = common::runtime::options(tmp);
+    opts.sessions = cfg.sessions.clone();
+    opts.default_rate = cfg.sessions[0].rate;
+    opts.campaigns = cfg.campaigns.clone();
+    common::runtime::start(tmp, [3; 32], opts).await.0
 }
 
 /// Texts `who` received from `from`.

@@ -27,20 +27,17 @@
 //! `cargo build --release -p wasmeow-sim && cargo test -p wasmeow --test many_sessions -- --include-ignored --nocapture`.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead as _, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt as _;
 use serde_json::{Value, json};
 use stats_alloc::{INSTRUMENTED_SYSTEM, StatsAlloc};
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use wasmeow::config::{AdmissionConfig, RateConfig};
 use wasmeow::control::{Control, NewSession, SessionState};
 use wasmeow::runtime::admission::{Load, LoadSource};
 use wasmeow::runtime::{Runtime, RuntimeOptions};
+use wasmeow_sim::process::SimProcess;
 use wasmeow_store::{
     DeviceStore as _, KekSource, OpenOptions, PluginKvStore as _, RedbStore, Store as _, StoreError,
 };
@@ -96,97 +93,17 @@ impl LoadSource for Calm {
     }
 }
 
-/// The simulator binary: `$WASMEOW_SIM_BIN`, else `<target>/release/wasmeow-sim`.
-fn sim_binary() -> PathBuf {
-    if let Some(p) = std::env::var_os("WASMEOW_SIM_BIN") {
-        return PathBuf::from(p);
-    }
-    // <target>/debug/deps/many_sessions-<hash>
-    let exe = std::env::current_exe().expect("current exe");
-    let target = exe
-        .ancestors()
-        .nth(3)
-        .expect("test binary lives in <target>/<profile>/deps")
-        .to_path_buf();
-    target.join("release").join("wasmeow-sim")
-}
-
-/// The simulator process; killed when dropped.
-struct SimProcess {
-    child: Child,
-    control: String,
-    ws_url: String,
-    root: String,
-}
-
-impl Drop for SimProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn spawn_sim() -> SimProcess {
-    let bin = sim_binary();
-    assert!(
-        bin.is_file(),
-        "the simulator binary {} is missing: build it first with \
-         `cargo build --release -p wasmeow-sim` (scripts/test-all.sh does), \
-         or point WASMEOW_SIM_BIN at one",
-        bin.display()
-    );
-    // A long first QR lifetime: 200 pairings run through a handful of concurrent scans.
-    let mut child = Command::new(&bin)
-        .args(["--no-wss", "--qr-first-ms", "600000"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("starting {}: {e}", bin.display()));
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout piped"))
-        .read_line(&mut line)
-        .expect("the simulator prints its info line");
-    let info: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}"));
-    SimProcess {
-        control: info["control_url"]
-            .as_str()
-            .expect("control API enabled")
-            .to_owned(),
-        ws_url: info["ws_url"].as_str().expect("ws url").to_owned(),
-        root: info["root_public_key"]
-            .as_str()
-            .expect("root key")
-            .to_owned(),
-        child,
-    }
-}
-
-/// One HTTP/1.1 JSON call to the simulator's control API (loopback, `Connection: close`).
-async fn control(base: &str, method: &str, path: &str, body: Value) -> Value {
-    let host = base.trim_start_matches("http://");
-    let body = if body.is_null() {
-        String::new()
-    } else {
-        body.to_string()
-    };
-    let mut tcp = tokio::net::TcpStream::connect(host)
+/// One control-API call; a failure fails the test.
+async fn control(sim: &SimProcess, method: &str, path: &str, body: Value) -> Value {
+    sim.call(method, path, body)
         .await
-        .expect("control API reachable");
-    let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    tcp.write_all(request.as_bytes()).await.unwrap();
-    let mut response = Vec::new();
-    tcp.read_to_end(&mut response).await.unwrap();
-    let response = String::from_utf8(response).expect("utf-8 response");
-    let (head, body) = response.split_once("\r\n\r\n").expect("HTTP response");
-    assert!(
-        head.starts_with("HTTP/1.1 200"),
-        "{method} {path}: {head}\n{body}"
-    );
-    serde_json::from_str(body).unwrap_or_else(|e| panic!("{method} {path}: {e}: {body}"))
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The simulator binary, with a long first QR lifetime: 200 pairings run through a handful of
+/// concurrent scans.
+fn spawn_sim() -> SimProcess {
+    SimProcess::spawn(&["--qr-first-ms", "600000"]).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// One bot: its session name and the simulated phone (account) it is linked to.
@@ -200,7 +117,7 @@ struct Bot {
 /// Creates a phone account at the simulator, adds a session at run time, has the phone scan
 /// its QR and waits until the session is connected.
 async fn add_and_pair(sim: &SimProcess, rt: &Runtime, i: usize) -> Bot {
-    let account = control(&sim.control, "POST", "/accounts", json!({})).await;
+    let account = control(&sim, "POST", "/accounts", json!({})).await;
     let bot = Bot {
         name: format!("bot-{i:03}"),
         pn: account["pn"].as_str().expect("pn").to_owned(),
@@ -210,7 +127,7 @@ async fn add_and_pair(sim: &SimProcess, rt: &Runtime, i: usize) -> Bot {
         .create_session(NewSession {
             name: bot.name.clone(),
             server: Some(sim.ws_url.clone()),
-            root_key: Some(sim.root.clone()),
+            root_key: Some(hex::encode(sim.root)),
             push_name: Some(format!("bot {i}")),
         })
         .await
@@ -224,13 +141,7 @@ async fn add_and_pair(sim: &SimProcess, rt: &Runtime, i: usize) -> Bot {
     let qr = Control::session(rt, &bot.name)
         .and_then(|s| s.qr)
         .expect("a QR while in state qr");
-    control(
-        &sim.control,
-        "POST",
-        "/scan",
-        json!({ "qr": qr, "pn": bot.pn }),
-    )
-    .await;
+    control(&sim, "POST", "/scan", json!({ "qr": qr, "pn": bot.pn })).await;
     assert!(
         rt.wait_state(&bot.name, SessionState::Connected, WAIT)
             .await,
@@ -243,7 +154,7 @@ async fn add_and_pair(sim: &SimProcess, rt: &Runtime, i: usize) -> Bot {
 /// Pongs in `phone`'s inbox, counted by sender phone number.
 async fn pongs(sim: &SimProcess, phone: &str) -> BTreeMap<String, usize> {
     let inbox = control(
-        &sim.control,
+        &sim,
         "GET",
         &format!("/phone/inbox?pn={phone}"),
         Value::Null,
@@ -264,7 +175,7 @@ async fn ping_all(sim: &SimProcess, phone: &str, bots: &[Bot], want: usize) -> D
     let started = Instant::now();
     for b in bots {
         control(
-            &sim.control,
+            &sim,
             "POST",
             "/phone/send",
             json!({ "pn": phone, "to": b.jid, "text": "!ping" }),
@@ -356,7 +267,7 @@ async fn run(sim: SimProcess) {
             .collect::<Vec<_>>(),
         ["echo"]
     );
-    let pinger = control(&sim.control, "POST", "/accounts", json!({})).await;
+    let pinger = control(&sim, "POST", "/accounts", json!({})).await;
     let pinger = pinger["pn"].as_str().expect("pn").to_owned();
 
     // Let the runtime, the plugin host and the store settle before the baseline.
@@ -388,7 +299,7 @@ async fn run(sim: SimProcess) {
             .filter(|s| s.state != SessionState::Connected)
             .collect::<Vec<_>>()
     );
-    let stats = control(&sim.control, "GET", "/stats", Value::Null).await;
+    let stats = control(&sim, "GET", "/stats", Value::Null).await;
     assert_eq!(stats["authenticated"], SESSIONS, "{stats}");
     let metrics = rt.metrics();
     assert!(
@@ -487,13 +398,7 @@ async fn run(sim: SimProcess) {
         let want = if i >= REMOVED / 2 { 1 } else { 2 };
         let deadline = Instant::now() + WAIT;
         loop {
-            let devices = control(
-                &sim.control,
-                "GET",
-                &format!("/devices?pn={}", b.pn),
-                Value::Null,
-            )
-            .await;
+            let devices = control(&sim, "GET", &format!("/devices?pn={}", b.pn), Value::Null).await;
             let devices = devices.as_array().expect("device list").clone();
             let offline = devices.iter().all(|d| d["id"] == 0 || d["online"] == false);
             if devices.len() == want && offline {
@@ -510,7 +415,7 @@ async fn run(sim: SimProcess) {
             .iter()
             .all(|s| s.state == SessionState::Connected && kept_names.contains(&s.name))
     );
-    let stats = control(&sim.control, "GET", "/stats", Value::Null).await;
+    let stats = control(&sim, "GET", "/stats", Value::Null).await;
     assert_eq!(stats["authenticated"], SESSIONS - REMOVED, "{stats}");
     tokio::time::sleep(Duration::from_secs(2)).await;
     let heap_removed = live_heap();
@@ -519,7 +424,7 @@ async fn run(sim: SimProcess) {
     let ping_again = ping_all(&sim, &pinger, kept, 2).await;
     for b in removed {
         control(
-            &sim.control,
+            &sim,
             "POST",
             "/phone/send",
             json!({ "pn": pinger, "to": b.jid, "text": "!ping" }),

@@ -1,17 +1,17 @@
 //! The runtime against the simulator: sessions created and removed while running and remembered
 //! across restarts, plugin jobs that survive a restart, admission control, metrics, logout.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use wasmeow::config::{self, AdmissionConfig, RateConfig};
+use wasmeow::config::{self, RateConfig};
 use wasmeow::control::{Control, ControlError, NewSession, SessionState};
-use wasmeow::demo::demo_plugins;
+use wasmeow::runtime::Runtime;
 use wasmeow::runtime::admission::{Load, LoadSource};
-use wasmeow::runtime::{Runtime, RuntimeOptions};
 use wasmeow_sim::{AccountInfo, Sim, SimConfig, SimHandle};
-use wasmeow_store::{KekSource, OpenOptions, RedbStore};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -20,15 +20,6 @@ impl LoadSource for Fixed {
     fn sample(&self) -> Option<Load> {
         Some(*self.0.lock().unwrap())
     }
-}
-
-fn plugins_dir(tmp: &Path) -> PathBuf {
-    let dir = tmp.join("plugins");
-    std::fs::create_dir_all(&dir).unwrap();
-    for (name, bytes) in wasmeow::demo::EMBEDDED_PLUGINS {
-        std::fs::write(dir.join(format!("{name}.wasm")), bytes).unwrap();
-    }
-    dir
 }
 
 fn fast_rate() -> RateConfig {
@@ -45,37 +36,11 @@ async fn start(
     sessions: Vec<config::SessionConfig>,
     load: Option<Box<dyn LoadSource>>,
 ) -> Arc<Runtime> {
-    // A runtime that was just shut down releases the file once its last tasks have finished.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let store = loop {
-        match RedbStore::open(
-            tmp.join("host.redb"),
-            &KekSource::key(key),
-            &OpenOptions::default(),
-        ) {
-            Ok(s) => break s,
-            Err(wasmeow_store::OpenError::AlreadyOpen) if Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            Err(e) => panic!("store opens: {e:?}"),
-        }
-    };
-    Runtime::start(
-        Arc::new(store),
-        RuntimeOptions {
-            sessions,
-            plugins: demo_plugins(plugins_dir(tmp), tmp.join("cache")),
-            admission: AdmissionConfig::default(),
-            default_rate: fast_rate(),
-            tweak: Some(Arc::new(|c: &mut wasmeow_session::SessionConfig| {
-                c.initial_prekey_count = 60;
-            })),
-            load,
-            campaigns: Vec::new(),
-        },
-    )
-    .await
-    .expect("runtime starts")
+    let mut opts = common::runtime::options(tmp);
+    opts.sessions = sessions;
+    opts.default_rate = fast_rate();
+    opts.load = load;
+    common::runtime::start(tmp, key, opts).await.0
 }
 
 async fn wait_text(

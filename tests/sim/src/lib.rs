@@ -39,6 +39,7 @@ mod media;
 mod paircode;
 mod pairing;
 mod phone;
+pub mod process;
 mod routing;
 mod server;
 mod state;

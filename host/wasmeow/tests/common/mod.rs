@@ -1,5 +1,6 @@
 //! Shared helpers of the admin API tests: an in-memory [`fake::FakeControl`], a small HTTP
-//! client over hyper ([`http`]), a server launcher and the browser check ([`ui`]).
+//! client over hyper ([`http`]), a server launcher, the browser check ([`ui`]) and the real
+//! runtime on a temporary store ([`runtime`]).
 //!
 //! Each test binary uses a different subset, hence the `dead_code` allowance.
 #![allow(dead_code, unreachable_pub)]
@@ -7,6 +8,7 @@
 pub mod fake;
 pub mod http;
 pub mod qrdecode;
+pub mod runtime;
 pub mod ui;
 
 use std::net::SocketAddr;
