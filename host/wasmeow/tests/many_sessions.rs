@@ -117,7 +117,7 @@ struct Bot {
 /// Creates a phone account at the simulator, adds a session at run time, has the phone scan
 /// its QR and waits until the session is connected.
 async fn add_and_pair(sim: &SimProcess, rt: &Runtime, i: usize) -> Bot {
-    let account = control(&sim, "POST", "/accounts", json!({})).await;
+    let account = control(sim, "POST", "/accounts", json!({})).await;
     let bot = Bot {
         name: format!("bot-{i:03}"),
         pn: account["pn"].as_str().expect("pn").to_owned(),
@@ -141,7 +141,7 @@ async fn add_and_pair(sim: &SimProcess, rt: &Runtime, i: usize) -> Bot {
     let qr = Control::session(rt, &bot.name)
         .and_then(|s| s.qr)
         .expect("a QR while in state qr");
-    control(&sim, "POST", "/scan", json!({ "qr": qr, "pn": bot.pn })).await;
+    control(sim, "POST", "/scan", json!({ "qr": qr, "pn": bot.pn })).await;
     assert!(
         rt.wait_state(&bot.name, SessionState::Connected, WAIT)
             .await,
@@ -153,13 +153,7 @@ async fn add_and_pair(sim: &SimProcess, rt: &Runtime, i: usize) -> Bot {
 
 /// Pongs in `phone`'s inbox, counted by sender phone number.
 async fn pongs(sim: &SimProcess, phone: &str) -> BTreeMap<String, usize> {
-    let inbox = control(
-        &sim,
-        "GET",
-        &format!("/phone/inbox?pn={phone}"),
-        Value::Null,
-    )
-    .await;
+    let inbox = control(sim, "GET", &format!("/phone/inbox?pn={phone}"), Value::Null).await;
     let mut by_sender = BTreeMap::new();
     for m in inbox.as_array().expect("inbox list") {
         if m["text"].as_str() == Some("pong") {
@@ -175,7 +169,7 @@ async fn ping_all(sim: &SimProcess, phone: &str, bots: &[Bot], want: usize) -> D
     let started = Instant::now();
     for b in bots {
         control(
-            &sim,
+            sim,
             "POST",
             "/phone/send",
             json!({ "pn": phone, "to": b.jid, "text": "!ping" }),
