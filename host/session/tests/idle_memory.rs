@@ -118,7 +118,7 @@ async fn pair(
     config: &SessionConfig,
     i: usize,
 ) -> (Paired, UnboundedReceiver<Event>) {
-    let account = control(&sim, "POST", "/accounts", json!({})).await;
+    let account = control(sim, "POST", "/accounts", json!({})).await;
     let pn = account["pn"].as_str().expect("pn").to_owned();
     let jid = account["jid"].as_str().expect("jid").to_owned();
     let acc = store
@@ -130,7 +130,7 @@ async fn pair(
         _ => None,
     })
     .await;
-    control(&sim, "POST", "/scan", json!({ "qr": qr, "pn": pn })).await;
+    control(sim, "POST", "/scan", json!({ "qr": qr, "pn": pn })).await;
     wait_event(&mut events, |e| {
         matches!(e, Event::Connection(ConnectionEvent::Connected)).then_some(())
     })
