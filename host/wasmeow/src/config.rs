@@ -16,7 +16,7 @@ use serde_spanned::Spanned;
 
 mod campaigns;
 
-pub use campaigns::CampaignConfig;
+pub use campaigns::{CampaignConfig, MAX_RECIPIENTS};
 
 /// A configuration problem, located in the file.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -11,6 +11,11 @@ use wasmeow_scheduler::{Pacing, Plan, Recipient, Schedule, SendWindow, Template}
 
 use super::{ConfigError, SessionConfig, Validator, check_name};
 
+/// The most recipients one campaign may list: its progress record (one entry per recipient,
+/// rewritten with every send) stays far below the store's value limit, and at safe sending rates
+/// a run of this size already takes weeks.
+pub const MAX_RECIPIENTS: usize = 100_000;
+
 /// One `[[campaign]]` table as written.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -234,13 +239,23 @@ impl Validator<'_> {
                 out = read_csv(&path, &text, &vars)?;
             }
         }
+        let span = c
+            .recipients
+            .as_ref()
+            .map(Spanned::span)
+            .or(c.recipients_file.as_ref().map(Spanned::span));
         if out.is_empty() {
-            let span = c
-                .recipients
-                .as_ref()
-                .map(Spanned::span)
-                .or(c.recipients_file.as_ref().map(Spanned::span));
             return self.err(span, format!("{key}.recipients"), "lists nobody");
+        }
+        if out.len() > MAX_RECIPIENTS {
+            return self.err(
+                span,
+                format!("{key}.recipients"),
+                format!(
+                    "lists {} recipients; a campaign takes at most {MAX_RECIPIENTS} (split the list)",
+                    out.len()
+                ),
+            );
         }
         Ok(out)
     }
@@ -563,6 +578,13 @@ recipients = [{ phone = "+49 151 0000001", name = "Ana" }, { phone = "4915100000
         let e = Config::parse(&dir.path().join("bot.toml"), &text).unwrap_err();
         assert_eq!(e.file, dir.path().join("list.csv"));
         assert!(e.message.contains("no \"name\" column"), "{e}");
+        let mut big = String::from("phone,name\n");
+        for i in 0..=MAX_RECIPIENTS {
+            big.push_str(&format!("49151{i:08},n\n"));
+        }
+        std::fs::write(dir.path().join("list.csv"), big).unwrap();
+        let e = Config::parse(&dir.path().join("bot.toml"), &text).unwrap_err();
+        assert!(e.message.contains("at most 100000"), "{e}");
         let e = Config::parse(
             &dir.path().join("bot.toml"),
             &text.replace("list.csv", "gone.csv"),
