@@ -223,3 +223,67 @@ opt_out_reply = "You will get no more news."
     );
     rt.shutdown().await;
 }
+
+/// The schedule path for real: a campaign on `* * * * *` starts its first run at the next minute
+/// boundary after the host first saw it (never for a slot before that), and its recipient's phone
+/// decrypts the message. Waits up to a minute for the boundary, hence ignored in plain `cargo test`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "waits for the next cron minute (up to 60 s); CI runs it with --include-ignored"]
+async fn a_cron_campaign_starts_at_its_next_slot() {
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    let url = sim.ws_url().await;
+    let bot = sim.create_account(None, Some("bot")).unwrap();
+    let ana = sim.create_account(None, Some("Ana")).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let text = format!(
+        r#"
+[[session]]
+name = "main"
+server = "{url}"
+root_key = "{root}"
+
+[[campaign]]
+name = "minutely"
+session = "main"
+schedule = "* * * * *"
+timezone = "Europe/Lisbon"
+text = "Tick for {{name}}"
+recipients = [{{ phone = "+{pn}", name = "Ana" }}]
+min_gap_secs = 0
+max_gap_secs = 0
+"#,
+        root = hex::encode(sim.root_public_key()),
+        pn = ana.pn
+    );
+    let cfg = Config::parse(&tmp.path().join("bot.toml"), &text).unwrap_or_else(|e| panic!("{e}"));
+    let rt = start(tmp.path(), &cfg).await;
+    let first_seen = chrono::Utc::now().timestamp_millis();
+    assert!(rt.wait_state("main", SessionState::Qr, WAIT).await);
+    let qr = Control::session(&*rt, "main").unwrap().qr.unwrap();
+    sim.scan(&qr, &bot.pn).await.unwrap();
+    assert!(rt.wait_state("main", SessionState::Connected, WAIT).await);
+
+    let status = &rt.campaigns().await[0];
+    let next = status.next_run_ms.expect("a next run");
+    assert!(
+        next > first_seen - 1_000 && next <= first_seen + 61_000,
+        "{status:?}"
+    );
+    assert_eq!(next % 60_000, 0, "on a minute boundary");
+
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while !texts(&sim, &ana, &bot.pn).contains(&"Tick for Ana".to_string()) {
+        assert!(Instant::now() < deadline, "no scheduled message");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let arrived = chrono::Utc::now().timestamp_millis();
+    assert!(arrived >= next, "not before its slot ({arrived} < {next})");
+    let run = rt.campaigns().await[0].run.clone().expect("a run");
+    assert_eq!(
+        run.slot_ms, next,
+        "the run serves the slot it was scheduled for"
+    );
+    assert_eq!(run.queued, 1);
+    assert_eq!(texts(&sim, &ana, &bot.pn).len(), 1, "exactly one message");
+    rt.shutdown().await;
+}
