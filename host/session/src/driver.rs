@@ -92,7 +92,7 @@ pub(crate) async fn run<A: AccountStore>(
     loop {
         let end = match load_device(&inner).await {
             Ok(device) => {
-                let _ = inner.state.send(ConnState::Connecting);
+                let _ = inner.state.send_replace(ConnState::Connecting);
                 inner.emit(Event::Connection(ConnectionEvent::Connecting));
                 connect_and_run(&inner, &mut commands, device, &mut backoff).await
             }
@@ -114,7 +114,7 @@ pub(crate) async fn run<A: AccountStore>(
                 // One immediate reconnect per 515; a second 515 without a login in between
                 // goes through the back-off like any error.
                 immediate_restart = true;
-                let _ = inner.state.send(ConnState::Disconnected);
+                let _ = inner.state.send_replace(ConnState::Disconnected);
                 inner.emit(Event::Connection(ConnectionEvent::Disconnected {
                     reason: "restart required (515)".into(),
                     retry_in_ms: Some(0),
@@ -151,7 +151,7 @@ pub(crate) async fn run<A: AccountStore>(
             End::Error(reason) => reason,
         };
         let delay = backoff.next_delay(&mut *inner.rng.lock().expect("rng lock"));
-        let _ = inner.state.send(ConnState::Disconnected);
+        let _ = inner.state.send_replace(ConnState::Disconnected);
         inner.emit(Event::Connection(ConnectionEvent::Disconnected {
             reason,
             retry_in_ms: Some(delay.as_millis() as u64),
@@ -163,7 +163,7 @@ pub(crate) async fn run<A: AccountStore>(
                 _ = tokio::time::sleep_until(until) => break,
                 cmd = commands.recv() => match cmd {
                     None | Some(Command::Stop) => {
-                        let _ = inner.state.send(ConnState::Stopped);
+                        let _ = inner.state.send_replace(ConnState::Stopped);
                         return;
                     }
                     Some(Command::Send { waiter: Some((_, tx)), .. }) => {
@@ -175,7 +175,7 @@ pub(crate) async fn run<A: AccountStore>(
         }
         immediate_restart = false;
     }
-    let _ = inner.state.send(ConnState::Stopped);
+    let _ = inner.state.send_replace(ConnState::Stopped);
 }
 
 async fn load_device<A: AccountStore>(
@@ -541,7 +541,7 @@ impl<A: AccountStore> Conn<'_, A> {
             }
             self.inner.shared.lock().expect("shared state lock").device = Some(Arc::new(updated));
         }
-        let _ = self.inner.state.send(ConnState::LoggedIn);
+        let _ = self.inner.state.send_replace(ConnState::LoggedIn);
         let _ = self.inner.jobs.send(Job::LoggedIn);
     }
 
@@ -575,7 +575,7 @@ impl<A: AccountStore> Conn<'_, A> {
                 .children_by_tag("ref")
                 .filter_map(stanza::text_content)
                 .collect();
-            let _ = self.inner.state.send(ConnState::Pairing);
+            let _ = self.inner.state.send_replace(ConnState::Pairing);
             self.qr_next = None;
             return self.show_next_qr(Instant::now());
         }

@@ -156,7 +156,7 @@ async fn after_login<A: AccountStore>(inner: &Arc<Inner<A>>) -> Result<(), Sessi
     if cfg.send_presence_on_connect && !cfg.push_name.is_empty() {
         send_presence(inner, true).await?;
     }
-    let _ = inner.state.send(ConnState::Ready);
+    let _ = inner.state.send_replace(ConnState::Ready);
     inner.emit(Event::Connection(ConnectionEvent::Connected));
     inner.outbox_wake.notify_one();
     Ok(())

@@ -226,3 +226,33 @@ async fn server_rate_limit_pauses_and_resends_in_order() {
     assert!(sim.phone_acks(&me.pn).is_ok(), "the account exists");
     session.stop().await;
 }
+
+/// `Session::state` is current even when nobody waits on it (the state channel keeps its value
+/// without subscribers): pairing by code right after the QR event needs it, and so do callers that
+/// poll the state (the runtime's campaign runner).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn state_is_current_without_anyone_waiting() {
+    let sim = sim().await;
+    let me = sim.create_account(None, None).unwrap();
+    let store = wasmeow_store::MemoryStore::new();
+    let acc = wasmeow_store::Store::create_account(&store, "state").unwrap();
+    let (session, mut events) = Session::start(config(&sim).await, acc);
+    let qr = next_event(&mut events, |e| match conn(e) {
+        Some(ConnectionEvent::Qr { code, .. }) => Some(code.clone()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(session.state(), ConnState::Pairing);
+    sim.scan(&qr, &me.pn).await.unwrap();
+    let deadline = std::time::Instant::now() + WAIT;
+    while session.state() != ConnState::Ready {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "state stuck at {:?}",
+            session.state()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    session.stop().await;
+    assert_eq!(session.state(), ConnState::Stopped);
+}
