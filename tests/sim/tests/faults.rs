@@ -10,15 +10,6 @@ use wasmeow_sim::{CompanionCredentials, Kick, Sim, SimConfig, SimHandle};
 
 const T: Duration = Duration::from_secs(10);
 
-async fn sim() -> SimHandle {
-    Sim::start(SimConfig {
-        wss_port: None,
-        ..SimConfig::default()
-    })
-    .await
-    .unwrap()
-}
-
 async fn login(sim: &SimHandle, creds: &CompanionCredentials) -> Client {
     common::login_ready(sim, creds).await
 }
@@ -38,7 +29,7 @@ async fn pair_of_clients(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kicks_end_the_stream_with_the_whatsapp_stanza() {
-    let sim = sim().await;
+    let sim = common::sim().await;
     let a = sim.create_account(None, None).unwrap();
     for (kick, code, conflict) in [
         (Kick::Restart, Some("515"), None),
@@ -77,7 +68,7 @@ async fn kicks_end_the_stream_with_the_whatsapp_stanza() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_login_replaces_the_first() {
-    let sim = sim().await;
+    let sim = common::sim().await;
     let a = sim.create_account(None, None).unwrap();
     let creds = sim.provision_companion(&a.pn).unwrap();
     let mut first = login(&sim, &creds).await;
@@ -92,7 +83,7 @@ async fn a_second_login_replaces_the_first() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropping_a_connection_closes_it_without_a_goodbye_and_keeps_its_queue() {
-    let sim = sim().await;
+    let sim = common::sim().await;
     let (a1, mut ca, b1, mut cb) = pair_of_clients(&sim).await;
     assert!(sim.drop_connection(&b1.jid).unwrap());
     assert!(!sim.drop_connection(&b1.jid).unwrap(), "already offline");
@@ -109,7 +100,7 @@ async fn dropping_a_connection_closes_it_without_a_goodbye_and_keeps_its_queue()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delayed_deliveries_arrive_late_and_reordered_ones_arrive_reversed() {
-    let sim = sim().await;
+    let sim = common::sim().await;
     let (_a1, mut ca, b1, mut cb) = pair_of_clients(&sim).await;
     sim.delay_deliveries(&b1.jid, Duration::from_millis(700))
         .unwrap();
@@ -159,7 +150,7 @@ async fn delayed_deliveries_arrive_late_and_reordered_ones_arrive_reversed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refused_logins_get_a_failure_until_the_window_ends() {
-    let sim = sim().await;
+    let sim = common::sim().await;
     let a = sim.create_account(None, None).unwrap();
     let creds = sim.provision_companion(&a.pn).unwrap();
     sim.refuse_logins(Duration::from_millis(600), 503);

@@ -11,21 +11,10 @@ use prost::Message as _;
 use wasmeow_proto::wa;
 use wasmeow_protocol::binary::{Jid, Node};
 use wasmeow_protocol::keys::{KeyPair, PublicKey};
-use wasmeow_protocol::signal::{
-    LocalIdentity, PreKeyBundle, PreKeySignalMessage, PreKeys, SignedPreKey, padding, session,
-};
-use wasmeow_sim::{CompanionCredentials, RateLimit, Sim, SimConfig, SimHandle};
+use wasmeow_protocol::signal::{PreKeyBundle, PreKeySignalMessage, PreKeys, padding, session};
+use wasmeow_sim::{CompanionCredentials, RateLimit, SimHandle};
 
 const T: Duration = Duration::from_secs(10);
-
-async fn sim() -> SimHandle {
-    Sim::start(SimConfig {
-        wss_port: None,
-        ..SimConfig::default()
-    })
-    .await
-    .unwrap()
-}
 
 fn iq(xmlns: &str, kind: &str, children: Vec<Node>) -> Node {
     Node::new("iq")
@@ -41,7 +30,7 @@ async fn login(sim: &SimHandle, creds: &CompanionCredentials) -> Client {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn login_time_iqs_are_all_answered() {
-    let sim = sim().await;
+    let sim = common::sim().await;
     let a = sim.create_account(None, Some("A")).unwrap();
     let creds = sim.provision_companion(&a.pn).unwrap();
     let (mut c, success) = Client::login(&sim, &creds).await.unwrap();
@@ -225,7 +214,7 @@ async fn login_time_iqs_are_all_answered() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn messages_fan_out_per_device_with_acks_receipts_and_sent_copies() {
-    let sim = sim().await;
+    let sim = common::sim().await;
     let a = sim.create_account(None, Some("Alice")).unwrap();
     let b = sim.create_account(None, Some("Bob")).unwrap();
     let a1 = sim.provision_companion(&a.pn).unwrap();
@@ -324,30 +313,14 @@ async fn messages_fan_out_per_device_with_acks_receipts_and_sent_copies() {
     assert!(sim.stats().messages_in >= 2);
 }
 
-/// Bob's companion keys, reconstructed from the provisioning credentials.
-fn identity_of(creds: &CompanionCredentials) -> (LocalIdentity, SignedPreKey) {
-    let identity = LocalIdentity {
-        key_pair: KeyPair::from_private(common::key(&creds.identity_private)),
-        registration_id: creds.registration_id,
-    };
-    let spk_pair = KeyPair::from_private(common::key(&creds.signed_prekey_private));
-    // The signature is not needed to decrypt; rebuild the record with a placeholder.
-    let spk = SignedPreKey {
-        id: creds.signed_prekey_id,
-        key_pair: spk_pair,
-        signature: [0; 64],
-    };
-    (identity, spk)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn phones_encrypt_and_decrypt_for_real() {
-    let sim = sim().await;
+    let sim = common::sim().await;
     let a = sim.create_account(None, Some("Alice")).unwrap();
     let b = sim.create_account(None, Some("Bob")).unwrap();
     let b1 = sim.provision_companion(&b.pn).unwrap();
     let mut cb1 = login(&sim, &b1).await;
-    let (bob, bob_spk) = identity_of(&b1);
+    let (bob, bob_spk) = common::identity_of(&b1);
 
     // Alice's phone → Bob: Bob's companion decrypts a pkmsg with wasmeow-protocol's Signal.
     let id = sim
@@ -510,7 +483,7 @@ async fn phones_encrypt_and_decrypt_for_real() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_offline_queue_redelivers_in_order_until_receipted() {
-    let sim = sim().await;
+    let sim = common::sim().await;
     let a = sim.create_account(None, Some("Alice")).unwrap();
     let b = sim.create_account(None, None).unwrap();
     let a1 = sim.provision_companion(&a.pn).unwrap();
@@ -620,7 +593,7 @@ async fn the_offline_queue_redelivers_in_order_until_receipted() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rate_limits_answer_429_and_restricted_accounts_get_463_for_new_chats() {
-    let sim = sim().await;
+    let sim = common::sim().await;
     let a = sim.create_account(None, None).unwrap();
     let b = sim.create_account(None, None).unwrap();
     let c = sim.create_account(None, None).unwrap();
@@ -684,7 +657,7 @@ async fn rate_limits_answer_429_and_restricted_accounts_get_463_for_new_chats() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn presence_and_chat_state_are_relayed_to_online_devices() {
-    let sim = sim().await;
+    let sim = common::sim().await;
     let a = sim.create_account(None, Some("Alice")).unwrap();
     let b = sim.create_account(None, None).unwrap();
     let mut ca = login(&sim, &sim.provision_companion(&a.pn).unwrap()).await;

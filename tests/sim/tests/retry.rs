@@ -12,38 +12,14 @@ use common::Client;
 use prost::Message as _;
 use wasmeow_proto::wa;
 use wasmeow_protocol::binary::{Jid, Node};
-use wasmeow_protocol::keys::{DJB_TYPE, KeyPair};
+use wasmeow_protocol::keys::DJB_TYPE;
 use wasmeow_protocol::signal::{
     LocalIdentity, PreKey, PreKeySignalMessage, PreKeys, SignedPreKey, padding, session,
 };
-use wasmeow_sim::{CompanionCredentials, Sim, SimConfig, SimHandle};
 
 const T: Duration = Duration::from_secs(10);
 /// How long "no resend" is waited for.
 const QUIET: Duration = Duration::from_millis(500);
-
-async fn sim() -> SimHandle {
-    Sim::start(SimConfig {
-        wss_port: None,
-        ..SimConfig::default()
-    })
-    .await
-    .unwrap()
-}
-
-fn identity_of(creds: &CompanionCredentials) -> (LocalIdentity, SignedPreKey) {
-    let identity = LocalIdentity {
-        key_pair: KeyPair::from_private(common::key(&creds.identity_private)),
-        registration_id: creds.registration_id,
-    };
-    // Only the private key matters for decrypting; the signature is not checked by the owner.
-    let spk = SignedPreKey {
-        id: creds.signed_prekey_id,
-        key_pair: KeyPair::from_private(common::key(&creds.signed_prekey_private)),
-        signature: [0; 64],
-    };
-    (identity, spk)
-}
 
 fn id3(id: u32) -> Vec<u8> {
     id.to_be_bytes()[1..].to_vec()
@@ -132,12 +108,12 @@ async fn no_message_with_id(client: &mut Client, id: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_phone_resends_a_direct_message_on_retry_receipts() {
-    let sim = sim().await;
+    let sim = common::sim().await;
     let alice = sim.create_account(None, Some("Alice")).unwrap();
     let bob_account = sim.create_account(None, Some("Bob")).unwrap();
     let creds = sim.provision_companion(&bob_account.pn).unwrap();
     let mut cb1 = common::login_ready(&sim, &creds).await;
-    let (bob, bob_spk) = identity_of(&creds);
+    let (bob, bob_spk) = common::identity_of(&creds);
 
     let id = sim
         .phone_send_text(&alice.pn, &bob_account.jid, "please resend me")
@@ -208,12 +184,12 @@ async fn a_phone_resends_a_direct_message_on_retry_receipts() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_phone_resends_a_group_message_pairwise_with_its_sender_key() {
-    let sim = sim().await;
+    let sim = common::sim().await;
     let alice = sim.create_account(None, Some("Alice")).unwrap();
     let bob_account = sim.create_account(None, Some("Bob")).unwrap();
     let creds = sim.provision_companion(&bob_account.pn).unwrap();
     let mut cb1 = common::login_ready(&sim, &creds).await;
-    let (bob, bob_spk) = identity_of(&creds);
+    let (bob, bob_spk) = common::identity_of(&creds);
     let gid = sim
         .create_group_as_phone(&alice.pn, "retry group", &[&bob_account.jid])
         .unwrap();

@@ -20,7 +20,7 @@ use wasmeow_protocol::keys::{KeyPair, PrivateKey, PublicKey};
 use wasmeow_protocol::noise::{CertVerifier, Transport, client};
 use wasmeow_protocol::signal::{LocalIdentity, SignedPreKey};
 use wasmeow_protocol::xeddsa;
-use wasmeow_sim::{CompanionCredentials, SimHandle};
+use wasmeow_sim::{CompanionCredentials, Sim, SimConfig, SimHandle};
 
 pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -382,4 +382,29 @@ pub async fn login_ready(sim: &SimHandle, creds: &CompanionCredentials) -> Clien
         .attr("to", low.attr_value("from").unwrap().clone());
     c.send(&ack).await;
     c
+}
+
+/// A simulator on loopback without the wss:// listener (the tests speak ws://).
+pub async fn sim() -> SimHandle {
+    Sim::start(SimConfig {
+        wss_port: None,
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap()
+}
+
+/// A provisioned companion's Signal identity and signed prekey, rebuilt from its credentials
+/// (the signature is not needed to decrypt, so the record carries a placeholder).
+pub fn identity_of(creds: &CompanionCredentials) -> (LocalIdentity, SignedPreKey) {
+    let identity = LocalIdentity {
+        key_pair: KeyPair::from_private(key(&creds.identity_private)),
+        registration_id: creds.registration_id,
+    };
+    let spk = SignedPreKey {
+        id: creds.signed_prekey_id,
+        key_pair: KeyPair::from_private(key(&creds.signed_prekey_private)),
+        signature: [0; 64],
+    };
+    (identity, spk)
 }
