@@ -3,8 +3,8 @@
 // `npm install && npm run build` (componentize-js 0.22 from jco 1.35, SpiderMonkey,
 // without wasi:http) into ../dist/js-echo.wasm. The host links WASI p2 for it,
 // locked down: console.log output goes to the host log.
-import { reply } from 'wasmeow:bot/messaging@0.1.0';
-import { log } from 'wasmeow:bot/log@0.1.0';
+import { replyCurrent } from 'wasmeow:bot/messaging@0.2.0';
+import { log } from 'wasmeow:bot/log@0.2.0';
 
 let prefix = '!';
 
@@ -16,11 +16,11 @@ export function init(config) {
   }
 }
 
-export function handle(event) {
-  if (event.body.tag !== 'message') return;
-  const msg = event.body.val;
-  if (msg.fromMe || msg.content.tag !== 'text') return;
-  const text = msg.content.val.trim();
+// `info` says what the event is and carries a message's text, so this plugin
+// never reads anything else of it (that would be `wasmeow:bot/current`).
+export function handle(info) {
+  if (info.kind !== 'message' || info.fromMe) return;
+  const text = (info.text ?? '').trim();
   if (!text.startsWith(prefix)) return;
   const [name, ...rest] = text.slice(1).split(/\s+/);
   const args = rest.join(' ');
@@ -29,7 +29,7 @@ export function handle(event) {
   else if (name.toLowerCase() === 'echo' && args) answer = args;
   else return;
   try {
-    reply(event.session, msg.chat, answer, { id: msg.id, sender: msg.sender });
+    replyCurrent(answer);
   } catch (e) {
     try { log('warn', `reply failed: ${JSON.stringify(e.payload ?? e)}`); } catch (_) {}
   }

@@ -30,6 +30,11 @@
 //!
 //! # The contract in one paragraph
 //!
+//! `handle` gets only what routes an event (its kind, a message's flags and text);
+//! the rest is read from the host on demand, so a handler pays for the fields it
+//! touches: [`Msg::text`], [`Msg::command`] and [`Msg::reply`] cost nothing or one
+//! host call, while `msg.chat`, `msg.sender` and the other [`Message`] fields fetch
+//! the whole message once, on first use.
 //! The host calls `init` once per *instance* (it may run several instances of a
 //! plugin, and makes a new one after a trap or a reload), so keep in-memory state a
 //! cache and put what must survive in [`kv`]. Events of one chat arrive in order.
@@ -49,6 +54,7 @@
 
 mod command;
 pub mod config;
+mod event;
 pub mod groups;
 pub mod kv;
 pub mod log;
@@ -58,6 +64,7 @@ pub mod time;
 
 pub use command::Command;
 pub use config::Config;
+pub use event::Incoming;
 pub use msg::{Msg, jid_user, own_jid, send, send_text};
 
 /// The bindings `wit-bindgen` generates for `wit/`; use the re-exports instead.
@@ -77,7 +84,7 @@ pub mod wit {
 pub use wit::wasmeow::bot::messaging::{MessageRef, OutgoingText};
 pub use wit::wasmeow::bot::types::{
     ApiError, BanInfo, ChatState, ChatStateKind, ConnectionState, Contact, Content, Event,
-    EventBody, GroupChange, GroupUpdate, Location, Media, MediaKind, Message, Poll, Presence,
+    EventBody, EventInfo, EventKind, GroupChange, GroupUpdate, Location, Media, MediaKind, Message, Poll, Presence,
     PresenceState, QuotedMessage, Reaction, Receipt, ReceiptKind, ScheduleFired, ServerError,
 };
 
@@ -129,17 +136,25 @@ pub fn describe(e: &ApiError) -> String {
 /// call [`export_plugin!`] once in the crate.
 ///
 /// [`Plugin::on_event`] receives every event and by default routes it to the
-/// typed methods; override it to see events raw.
+/// typed methods; override it to see events raw. Events are read lazily (see
+/// [`Incoming`]): a message handler that only looks at the text and replies
+/// never copies the rest of the message out of the host.
 pub trait Plugin: Sized + 'static {
     /// Builds the instance from the plugin's `bot.toml` table. An `Err` rejects
     /// the instance (and, during a reload, the new version of the plugin).
     fn init(config: &Config) -> Result<Self, String>;
 
-    /// Every event. The default calls the typed method for the event's kind.
-    fn on_event(&mut self, event: &Event) {
-        let session = event.session.as_str();
-        match &event.body {
-            EventBody::Message(m) => self.on_message(&Msg::new(session, m)),
+    /// Every event. The default calls the typed method for the event's kind:
+    /// [`Plugin::on_message`] with a lazily read [`Msg`], the others with the
+    /// event's data (read in one host call).
+    fn on_event(&mut self, event: &Incoming) {
+        if event.kind() == EventKind::Message {
+            return self.on_message(&Msg::new(event));
+        }
+        let data = event.event();
+        let session = data.session.as_str();
+        match &data.body {
+            EventBody::Message(m) => self.on_message(&Msg::with_message(event, m.clone())),
             EventBody::Receipt(r) => self.on_receipt(session, r),
             EventBody::GroupUpdate(u) => self.on_group_update(session, u),
             EventBody::Presence(p) => self.on_presence(session, p),
@@ -201,8 +216,8 @@ macro_rules! export_plugin {
                 $crate::__private::init::<$plugin>(config)
             }
 
-            fn handle(event: $crate::Event) {
-                $crate::__private::handle::<$plugin>(event)
+            fn handle(info: $crate::EventInfo) {
+                $crate::__private::handle::<$plugin>(info)
             }
         }
 
@@ -216,7 +231,7 @@ pub mod __private {
     use core::any::Any;
     use core::cell::RefCell;
 
-    use crate::{Config, Event, Plugin};
+    use crate::{Config, EventInfo, Incoming, Plugin};
 
     std::thread_local! {
         // A component instance is single-threaded: this is the instance's plugin.
@@ -230,7 +245,8 @@ pub mod __private {
         Ok(())
     }
 
-    pub fn handle<P: Plugin>(event: Event) {
+    pub fn handle<P: Plugin>(info: EventInfo) {
+        let event = Incoming::new(info);
         STATE.with(|s| {
             let mut state = s.borrow_mut();
             match state.as_mut().and_then(|p| p.downcast_mut::<P>()) {

@@ -1,49 +1,84 @@
-//! [`Msg`]: a received message together with its session, and the actions a
+//! [`Msg`]: a received message, read from the host on demand, and the actions a
 //! handler usually takes on it.
 
+use core::cell::OnceCell;
 use core::ops::Deref;
 
 use crate::wit::wasmeow::bot::messaging as host;
 use crate::{
-    ApiError, ChatStateKind, Command, Content, Message, MessageId, MessageRef, OutgoingText,
+    ApiError, ChatStateKind, Command, Content, Incoming, Message, MessageId, MessageRef,
+    OutgoingText,
 };
 
-/// A message and the session it arrived in. Dereferences to [`Message`].
-#[derive(Debug, Clone, Copy)]
+/// A received message and the actions a handler usually takes on it.
+///
+/// Read lazily: [`Msg::text`], [`Msg::command`], [`Msg::from_me`] and
+/// [`Msg::is_group`] came with the call, [`Msg::reply`] is one host call that
+/// copies nothing but the reply; everything else (`msg.chat`, `msg.sender`, …
+/// through `Deref` to [`Message`]) fetches the whole message once, on first use.
 pub struct Msg<'a> {
-    /// The session the message arrived in.
-    pub session: &'a str,
-    /// The message.
-    pub message: &'a Message,
+    event: &'a Incoming,
+    message: OnceCell<Message>,
 }
 
 impl<'a> Deref for Msg<'a> {
     type Target = Message;
 
     fn deref(&self) -> &Message {
-        self.message
+        self.message.get_or_init(|| {
+            self.event
+                .message()
+                .expect("the host gives a message for every message event")
+        })
     }
 }
 
 impl<'a> Msg<'a> {
-    /// Pairs a message with its session.
-    pub fn new(session: &'a str, message: &'a Message) -> Self {
-        Msg { session, message }
+    /// The message `event` is about (read on demand).
+    pub fn new(event: &'a Incoming) -> Self {
+        Msg {
+            event,
+            message: OnceCell::new(),
+        }
+    }
+
+    /// A message whose data was already read.
+    pub fn with_message(event: &'a Incoming, message: Message) -> Self {
+        Msg {
+            event,
+            message: OnceCell::from(message),
+        }
+    }
+
+    /// The session the message arrived in.
+    pub fn session(&self) -> &str {
+        self.event.session()
+    }
+
+    /// The event this message came with.
+    pub fn event(&self) -> &'a Incoming {
+        self.event
+    }
+
+    /// Whether this account sent the message (no host call).
+    pub fn from_me(&self) -> bool {
+        self.event.info().from_me
+    }
+
+    /// Whether the message was sent in a group (no host call).
+    pub fn is_group(&self) -> bool {
+        self.event.info().is_group
     }
 
     /// The text of a text message, or the caption of a media message.
-    pub fn text(&self) -> Option<&'a str> {
-        match &self.message.content {
-            Content::Text(t) => Some(t),
-            Content::Media(m) => m.caption.as_deref(),
-            _ => None,
-        }
+    pub fn text(&self) -> Option<&str> {
+        self.event.text()
     }
 
     /// The `!command` in the text, if the text is one. Messages this account sent
     /// itself are never commands (so the bot cannot trigger itself).
-    pub fn command(&self) -> Option<Command<'a>> {
-        if self.message.from_me {
+    pub fn command(&self) -> Option<Command<'_>> {
+        if self.from_me() {
             return None;
         }
         Command::parse(self.text()?)
@@ -52,14 +87,21 @@ impl<'a> Msg<'a> {
     /// A reference to this message, for quoting or reacting.
     pub fn as_ref(&self) -> MessageRef {
         MessageRef {
-            id: self.message.id.clone(),
-            sender: self.message.sender.clone(),
+            id: self.id.clone(),
+            sender: self.sender.clone(),
         }
     }
 
-    /// Replies in the same chat, quoting this message.
-    pub fn reply(&self, text: &str) -> Result<MessageId, ApiError> {
-        host::reply(self.session, &self.message.chat, text, &self.as_ref())
+    /// Replies in the same chat, quoting this message (the cheapest way to
+    /// answer: nothing but `text` crosses into the host).
+    pub fn reply(&self, text: &str) -> Result<(), ApiError> {
+        host::reply_current(text)
+    }
+
+    /// Like [`Msg::reply`], returning the new message's id (copies this
+    /// message's ids to the host and the new id back).
+    pub fn reply_with_id(&self, text: &str) -> Result<MessageId, ApiError> {
+        host::reply(self.session(), &self.chat, text, &self.as_ref())
     }
 
     /// Replies quoting this message and mentioning `mentions` (the text should
@@ -70,32 +112,32 @@ impl<'a> Msg<'a> {
             quoted: Some(self.as_ref()),
             mentions: mentions.to_vec(),
         };
-        host::send(self.session, &self.message.chat, &out)
+        host::send(self.session(), &self.chat, &out)
     }
 
     /// Sends `text` to the same chat without quoting.
     pub fn respond(&self, text: &str) -> Result<MessageId, ApiError> {
-        host::send_text(self.session, &self.message.chat, text)
+        host::send_text(self.session(), &self.chat, text)
     }
 
     /// Reacts to this message with `emoji`.
     pub fn react(&self, emoji: &str) -> Result<(), ApiError> {
-        host::react(self.session, &self.message.chat, &self.as_ref(), emoji)
+        host::react(self.session(), &self.chat, &self.as_ref(), emoji)
     }
 
     /// Marks this message as read.
     pub fn mark_read(&self) -> Result<(), ApiError> {
         host::mark_read(
-            self.session,
-            &self.message.chat,
-            &self.message.sender,
-            &[self.message.id.clone()],
+            self.session(),
+            &self.chat,
+            &self.sender,
+            &[self.id.clone()],
         )
     }
 
     /// Shows or clears the typing indicator in this chat.
     pub fn typing(&self, state: ChatStateKind) -> Result<(), ApiError> {
-        host::set_typing(self.session, &self.message.chat, state)
+        host::set_typing(self.session(), &self.chat, state)
     }
 }
 

@@ -1,4 +1,4 @@
-//! The one wasmtime [`Engine`] of the host: component model, async, epoch
+//! The one wasmtime [`Engine`] of the host: component model, synchronous calls, epoch
 //! interruption, optional fuel, the pooling allocator; its [`Linker`] (locked-down
 //! WASI p2 plus the `wasmeow:bot` imports); the epoch ticker thread; and
 //! compilation (through the on-disk cache when configured).
@@ -52,7 +52,7 @@ impl Runtime {
         let engine = Engine::new(&wt).map_err(|e| HostError::Engine(format!("{e:#}")))?;
 
         let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
             .map_err(|e| HostError::Linker(format!("{e:#}")))?;
         Plugin::add_to_linker::<PluginState, HasSelf<PluginState>>(&mut linker, |s| s)
             .map_err(|e| HostError::Linker(format!("{e:#}")))?;

@@ -4,8 +4,13 @@
 //! # Execution model
 //!
 //! Each loaded plugin has a fixed number of *lanes* ([`Limits::instances`]). A
-//! lane is a tokio task with a FIFO queue that owns at most one live instance
-//! (`Store` + component instance). [`PluginHost::dispatch`] picks the lane by a
+//! lane is an OS thread with a FIFO queue that owns at most one live instance
+//! (`Store` + component instance). Calls into the guest are synchronous and run
+//! on the lane's own stack: no fiber switch per call, and a host call that has
+//! to wait for an async service blocks only its lane (the thread is inside the
+//! tokio runtime's context but is never one of its workers, so the workers keep
+//! serving sessions). A lane thread sleeps in its queue when it has nothing to
+//! do. [`PluginHost::dispatch`] picks the lane by a
 //! hash of the event's session and chat, so the events of one chat reach a plugin
 //! in order while different chats run in parallel on different lanes.
 //!
@@ -35,7 +40,9 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
-use tokio::sync::{Notify, mpsc};
+use std::sync::mpsc;
+
+use tokio::sync::Notify;
 use wasmtime::{Store, Trap, UpdateDeadline};
 
 use crate::bindings::{Plugin, PluginPre};
@@ -70,13 +77,17 @@ struct Inner {
 /// then finish the events already queued and exit.
 struct Slot {
     shared: Arc<Shared>,
-    lanes: Vec<mpsc::UnboundedSender<Arc<Event>>>,
+    lanes: Vec<mpsc::Sender<Arc<Event>>>,
 }
 
 /// Most events a lane takes off its queue in one go. A batch is handled in
 /// order, one `handle` call per event; what it saves is per-event bookkeeping
 /// (one wakeup, one in-flight update, one counter update per batch).
 const LANE_BATCH: usize = 64;
+
+/// The stack of a lane thread. Guest code runs on it (wasmtime's default
+/// `max_wasm_stack` is 512 KiB), with the host functions it calls on top.
+const LANE_STACK: usize = 4 << 20;
 
 /// The state a plugin's lanes share.
 struct Shared {
@@ -235,6 +246,7 @@ impl PluginHost {
                     host: services,
                     kv,
                     scheduler,
+                    runtime: handle.clone(),
                 },
                 config: RwLock::new(config),
                 plugins: RwLock::new(HashMap::new()),
@@ -413,7 +425,16 @@ impl PluginHost {
             )));
         };
         let version = slot.shared.current();
-        instantiate(&self.inner.rt, &version).await.map(drop)
+        self.instantiate_blocking(version).await
+    }
+
+    /// Instantiates and initialises a throwaway instance of `version` on the
+    /// runtime's blocking pool (guest code never runs on a tokio worker).
+    async fn instantiate_blocking(&self, version: Arc<Version>) -> Result<(), Failure> {
+        let rt = self.inner.rt.clone();
+        tokio::task::spawn_blocking(move || instantiate(&rt, &version).map(drop))
+            .await
+            .unwrap_or_else(|e| Err(Failure::Instantiate(format!("trial instance aborted: {e}"))))
     }
 
     /// Lifts a quarantine without loading a new version (the failure count starts
@@ -466,9 +487,8 @@ impl PluginHost {
 
     /// Instantiates and initialises a throwaway instance of `version`.
     async fn trial(&self, version: &Arc<Version>) -> Result<(), LoadError> {
-        instantiate(&self.inner.rt, version)
+        self.instantiate_blocking(version.clone())
             .await
-            .map(drop)
             .map_err(|failure| LoadError::Init {
                 name: version.ctx.name.to_string(),
                 failure,
@@ -590,12 +610,31 @@ impl PluginHost {
             busy_ns: AtomicU64::new(0),
         });
         let senders = (0..lanes)
-            .map(|_| {
-                let (tx, rx) = mpsc::unbounded_channel();
-                self.inner
-                    .handle
-                    .spawn(run_lane(shared.clone(), self.inner.rt.clone(), rx));
-                tx
+            .filter_map(|i| {
+                let (tx, rx) = mpsc::channel();
+                let (shared, rt, handle) = (
+                    shared.clone(),
+                    self.inner.rt.clone(),
+                    self.inner.handle.clone(),
+                );
+                let spawned = std::thread::Builder::new()
+                    .name(format!("wasmeow-plugin-{name}-{i}"))
+                    .stack_size(LANE_STACK)
+                    .spawn(move || {
+                        let _runtime = handle.enter();
+                        run_lane(&shared, &rt, &rx);
+                    });
+                match spawned {
+                    Ok(_) => Some(tx),
+                    Err(e) => {
+                        tracing::error!(
+                            plugin = name,
+                            lane = i,
+                            "could not start a plugin lane thread: {e}"
+                        );
+                        None
+                    }
+                }
             })
             .collect();
         Arc::new(Slot {
@@ -628,7 +667,11 @@ impl Slot {
             return Err(DispatchError::Overloaded(shared.name.to_string()));
         }
         let lane = lane_for(event, self.lanes.len());
-        if self.lanes[lane].send(event.clone()).is_err() {
+        let sent = self
+            .lanes
+            .get(lane)
+            .is_some_and(|l| l.send(event.clone()).is_ok());
+        if !sent {
             shared.finish_one();
             return Err(DispatchError::NoSuchPlugin(shared.name.to_string()));
         }
@@ -717,10 +760,11 @@ impl Shared {
         *lock(&self.next_restart) = Some(Instant::now() + backoff);
     }
 
-    async fn wait_backoff(&self) {
+    /// Sleeps (the lane thread) until the restart backoff is over.
+    fn wait_backoff(&self) {
         let until = *lock(&self.next_restart);
-        if let Some(until) = until {
-            tokio::time::sleep_until(until.into()).await;
+        if let Some(wait) = until.and_then(|u| u.checked_duration_since(Instant::now())) {
+            std::thread::sleep(wait);
         }
     }
 
@@ -751,20 +795,23 @@ impl Shared {
 /// One lane: handles its queue in order until the queue closes. Events are
 /// taken off the queue in batches of up to [`LANE_BATCH`]; each still gets its
 /// own `handle` call, its own budget and the version check.
-async fn run_lane(
-    shared: Arc<Shared>,
-    rt: Arc<Runtime>,
-    mut rx: mpsc::UnboundedReceiver<Arc<Event>>,
-) {
+fn run_lane(shared: &Shared, rt: &Runtime, rx: &mpsc::Receiver<Arc<Event>>) {
     let mut live: Option<Live> = None;
     let mut batch: Vec<Arc<Event>> = Vec::with_capacity(LANE_BATCH);
-    while rx.recv_many(&mut batch, LANE_BATCH).await != 0 {
+    while let Ok(first) = rx.recv() {
+        batch.push(first);
+        while batch.len() < LANE_BATCH {
+            match rx.try_recv() {
+                Ok(e) => batch.push(e),
+                Err(_) => break,
+            }
+        }
         let n = batch.len();
         let mut handled = 0u64;
         // One clock read per batch, not per event.
         let started = Instant::now();
         for event in batch.drain(..) {
-            if handle_one(&shared, &rt, &mut live, &event).await {
+            if handle_one(shared, rt, &mut live, &event) {
                 handled += 1;
             }
         }
@@ -778,7 +825,7 @@ async fn run_lane(
 }
 
 /// Handles one event; returns whether the plugin handled it successfully.
-async fn handle_one(shared: &Shared, rt: &Runtime, live: &mut Option<Live>, event: &Event) -> bool {
+fn handle_one(shared: &Shared, rt: &Runtime, live: &mut Option<Live>, event: &Arc<Event>) -> bool {
     if shared.quarantined.load(Ordering::Acquire) {
         shared.dropped.fetch_add(1, Ordering::Relaxed);
         return false;
@@ -792,12 +839,12 @@ async fn handle_one(shared: &Shared, rt: &Runtime, live: &mut Option<Live>, even
     }
     if live.is_none() {
         let version = shared.current();
-        shared.wait_backoff().await;
+        shared.wait_backoff();
         if shared.quarantined.load(Ordering::Acquire) {
             shared.dropped.fetch_add(1, Ordering::Relaxed);
             return false;
         }
-        match instantiate(rt, &version).await {
+        match instantiate(rt, &version) {
             Ok(l) => *live = Some(l),
             Err(failure) => {
                 shared.fail(&version, failure, "instantiation");
@@ -809,7 +856,11 @@ async fn handle_one(shared: &Shared, rt: &Runtime, live: &mut Option<Live>, even
     let limits = &l.version.ctx.limits;
     let budget = rt.ticks(limits.deadline);
     begin_call(rt, &mut l.store, budget, limits);
-    match l.plugin.call_handle(&mut l.store, event).await {
+    let info = event.info();
+    l.store.data_mut().current = Some(event.clone());
+    let result = l.plugin.call_handle(&mut l.store, &info);
+    l.store.data_mut().current = None;
+    match result {
         Ok(()) => {
             shared.succeed();
             true
@@ -832,8 +883,9 @@ fn begin_call(rt: &Runtime, store: &mut Store<PluginState>, ticks: u64, limits: 
     }
 }
 
-/// A new instance of `version` with `init` called.
-async fn instantiate(rt: &Runtime, version: &Arc<Version>) -> Result<Live, Failure> {
+/// A new instance of `version` with `init` called (blocking: call it on a lane
+/// or blocking-pool thread).
+fn instantiate(rt: &Runtime, version: &Arc<Version>) -> Result<Live, Failure> {
     let mut store = Store::new(
         &rt.engine,
         PluginState::new(version.ctx.clone(), rt.config.pool_max_memory_bytes),
@@ -846,21 +898,19 @@ async fn instantiate(rt: &Runtime, version: &Arc<Version>) -> Result<Live, Failu
             return Err(DeadlineHit.into());
         }
         state.ticks_left -= 1;
-        // Yield to the executor at every tick so a busy guest shares its worker.
-        Ok(UpdateDeadline::Yield(1))
+        Ok(UpdateDeadline::Continue(1))
     });
     let budget = rt.ticks(version.ctx.limits.init_deadline);
     begin_call(rt, &mut store, budget, &version.ctx.limits);
     let ms = rt.ticks_ms(budget);
     let plugin = version
         .pre
-        .instantiate_async(&mut store)
-        .await
+        .instantiate(&mut store)
         .map_err(|e| match classify(&e, ms) {
             Failure::Trap(msg) if e.downcast_ref::<Trap>().is_none() => Failure::Instantiate(msg),
             other => other,
         })?;
-    match plugin.call_init(&mut store, &version.ctx.config_json).await {
+    match plugin.call_init(&mut store, &version.ctx.config_json) {
         Ok(Ok(())) => Ok(Live {
             version: version.clone(),
             store,

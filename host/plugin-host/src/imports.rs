@@ -4,14 +4,14 @@
 //! traps: every failure is an [`ApiError`] for the guest.
 
 use crate::bindings::wasmeow::bot::{
-    clock, config, groups, kv, log, messaging, random, scheduler, types,
+    clock, config, current, groups, kv, log, messaging, random, scheduler, types,
 };
 use crate::grant::Op;
 use crate::services::{GroupSetting, ParticipantAction};
 use crate::state::PluginState;
 use crate::types::{
-    ApiError, ChatStateKind, GroupInfo, Job, Level, MessageRef, OutgoingText, ParticipantOutcome,
-    Trigger,
+    ApiError, ChatStateKind, Event, GroupInfo, Job, Level, Message, MessageRef, OutgoingText,
+    ParticipantOutcome, Trigger,
 };
 
 /// Longest message text (WhatsApp's own limit is 65 536 characters).
@@ -79,8 +79,33 @@ fn truncate(s: &str, max: usize) -> &str {
 
 impl types::Host for PluginState {}
 
+/// Reading the event being handled. Not a capability (every plugin may read the
+/// events it is given) and not counted against the host-call budget: the
+/// functions only copy data out, and the call's deadline bounds them.
+impl current::Host for PluginState {
+    fn get(&mut self) -> Option<Event> {
+        self.current.as_deref().cloned()
+    }
+
+    fn session(&mut self) -> Option<String> {
+        Some(self.current.as_ref()?.session.clone())
+    }
+
+    fn get_message(&mut self) -> Option<Message> {
+        self.current.as_ref()?.message().cloned()
+    }
+
+    fn chat(&mut self) -> Option<String> {
+        self.current.as_ref()?.chat().map(str::to_owned)
+    }
+
+    fn sender(&mut self) -> Option<String> {
+        self.current.as_ref()?.sender().map(str::to_owned)
+    }
+}
+
 impl PluginState {
-    async fn send(
+    fn send(
         &mut self,
         session: String,
         chat: String,
@@ -93,16 +118,15 @@ impl PluginState {
         nonempty_id("chat", &chat)?;
         check_outgoing(&message)?;
         let ctx = &*self.ctx;
-        Self::timed(
+        self.timed(
             ctx.limits.host_call_timeout,
             ctx.services
                 .host
                 .send_text(&ctx.name, &session, &chat, message),
         )
-        .await
     }
 
-    async fn participants(
+    fn participants(
         &mut self,
         session: String,
         group: String,
@@ -116,16 +140,15 @@ impl PluginState {
         nonempty_id("group", &group)?;
         limit_list("users", &users)?;
         let ctx = &*self.ctx;
-        Self::timed(
+        self.timed(
             ctx.limits.host_call_timeout,
             ctx.services
                 .host
                 .group_participants(&ctx.name, &session, &group, action, users),
         )
-        .await
     }
 
-    async fn setting(
+    fn setting(
         &mut self,
         session: String,
         group: String,
@@ -142,39 +165,32 @@ impl PluginState {
             _ => {}
         }
         let ctx = &*self.ctx;
-        Self::timed(
+        self.timed(
             ctx.limits.host_call_timeout,
             ctx.services
                 .host
                 .group_setting(&ctx.name, &session, &group, setting),
         )
-        .await
     }
 
-    async fn invite(
-        &mut self,
-        session: String,
-        group: String,
-        revoke: bool,
-    ) -> Result<String, ApiError> {
+    fn invite(&mut self, session: String, group: String, revoke: bool) -> Result<String, ApiError> {
         self.check(Op::GroupAdmin {
             session: &session,
             group: &group,
         })?;
         nonempty_id("group", &group)?;
         let ctx = &*self.ctx;
-        Self::timed(
+        self.timed(
             ctx.limits.host_call_timeout,
             ctx.services
                 .host
                 .group_invite_link(&ctx.name, &session, &group, revoke),
         )
-        .await
     }
 }
 
 impl messaging::Host for PluginState {
-    async fn send_text(
+    fn send_text(
         &mut self,
         session: String,
         chat: String,
@@ -189,10 +205,9 @@ impl messaging::Host for PluginState {
                 mentions: Vec::new(),
             },
         )
-        .await
     }
 
-    async fn reply(
+    fn reply(
         &mut self,
         session: String,
         chat: String,
@@ -208,19 +223,53 @@ impl messaging::Host for PluginState {
                 mentions: Vec::new(),
             },
         )
-        .await
     }
 
-    async fn send(
+    fn send(
         &mut self,
         session: String,
         chat: String,
         message: OutgoingText,
     ) -> Result<String, ApiError> {
-        PluginState::send(self, session, chat, message).await
+        PluginState::send(self, session, chat, message)
     }
 
-    async fn react(
+    fn reply_current(&mut self, text: String) -> Result<(), ApiError> {
+        let Some(event) = self.current.clone() else {
+            return Err(ApiError::Invalid(
+                "no event is being handled (reply-current outside handle)".into(),
+            ));
+        };
+        let Some(m) = event.message() else {
+            return Err(ApiError::Invalid(format!(
+                "a {} event is not a message to reply to",
+                event.kind()
+            )));
+        };
+        self.check(Op::Message {
+            session: &event.session,
+            chat: &m.chat,
+        })?;
+        limit_len("text", &text, MAX_TEXT_BYTES)?;
+        let message = OutgoingText {
+            text,
+            quoted: Some(MessageRef {
+                id: m.id.clone(),
+                sender: m.sender.clone(),
+            }),
+            mentions: Vec::new(),
+        };
+        let ctx = &*self.ctx;
+        self.timed(
+            ctx.limits.host_call_timeout,
+            ctx.services
+                .host
+                .send_text(&ctx.name, &event.session, &m.chat, message),
+        )
+        .map(drop)
+    }
+
+    fn react(
         &mut self,
         session: String,
         chat: String,
@@ -236,16 +285,15 @@ impl messaging::Host for PluginState {
         nonempty_id("target sender", &target.sender)?;
         limit_len("emoji", &emoji, 64)?;
         let ctx = &*self.ctx;
-        Self::timed(
+        self.timed(
             ctx.limits.host_call_timeout,
             ctx.services
                 .host
                 .react(&ctx.name, &session, &chat, target, emoji),
         )
-        .await
     }
 
-    async fn mark_read(
+    fn mark_read(
         &mut self,
         session: String,
         chat: String,
@@ -260,16 +308,15 @@ impl messaging::Host for PluginState {
         nonempty_id("sender", &sender)?;
         limit_list("message ids", &ids)?;
         let ctx = &*self.ctx;
-        Self::timed(
+        self.timed(
             ctx.limits.host_call_timeout,
             ctx.services
                 .host
                 .mark_read(&ctx.name, &session, &chat, &sender, ids),
         )
-        .await
     }
 
-    async fn set_typing(
+    fn set_typing(
         &mut self,
         session: String,
         chat: String,
@@ -281,28 +328,26 @@ impl messaging::Host for PluginState {
         })?;
         nonempty_id("chat", &chat)?;
         let ctx = &*self.ctx;
-        Self::timed(
+        self.timed(
             ctx.limits.host_call_timeout,
             ctx.services
                 .host
                 .set_typing(&ctx.name, &session, &chat, state),
         )
-        .await
     }
 
-    async fn own_jid(&mut self, session: String) -> Result<String, ApiError> {
+    fn own_jid(&mut self, session: String) -> Result<String, ApiError> {
         self.check(Op::OwnJid { session: &session })?;
         let ctx = &*self.ctx;
-        Self::timed(
+        self.timed(
             ctx.limits.host_call_timeout,
             ctx.services.host.own_jid(&ctx.name, &session),
         )
-        .await
     }
 }
 
 impl groups::Host for PluginState {
-    async fn create(
+    fn create(
         &mut self,
         session: String,
         subject: String,
@@ -312,149 +357,128 @@ impl groups::Host for PluginState {
         limit_len("subject", &subject, MAX_ID_BYTES)?;
         limit_list("participants", &participants)?;
         let ctx = &*self.ctx;
-        Self::timed(
+        self.timed(
             ctx.limits.host_call_timeout,
             ctx.services
                 .host
                 .group_create(&ctx.name, &session, subject, participants),
         )
-        .await
     }
 
-    async fn info(&mut self, session: String, group: String) -> Result<GroupInfo, ApiError> {
+    fn info(&mut self, session: String, group: String) -> Result<GroupInfo, ApiError> {
         self.check(Op::Group {
             session: &session,
             group: &group,
         })?;
         nonempty_id("group", &group)?;
         let ctx = &*self.ctx;
-        Self::timed(
+        self.timed(
             ctx.limits.host_call_timeout,
             ctx.services.host.group_info(&ctx.name, &session, &group),
         )
-        .await
     }
 
-    async fn add_participants(
+    fn add_participants(
         &mut self,
         session: String,
         group: String,
         users: Vec<String>,
     ) -> Result<Vec<ParticipantOutcome>, ApiError> {
         self.participants(session, group, ParticipantAction::Add, users)
-            .await
     }
 
-    async fn remove_participants(
+    fn remove_participants(
         &mut self,
         session: String,
         group: String,
         users: Vec<String>,
     ) -> Result<Vec<ParticipantOutcome>, ApiError> {
         self.participants(session, group, ParticipantAction::Remove, users)
-            .await
     }
 
-    async fn promote_participants(
+    fn promote_participants(
         &mut self,
         session: String,
         group: String,
         users: Vec<String>,
     ) -> Result<Vec<ParticipantOutcome>, ApiError> {
         self.participants(session, group, ParticipantAction::Promote, users)
-            .await
     }
 
-    async fn demote_participants(
+    fn demote_participants(
         &mut self,
         session: String,
         group: String,
         users: Vec<String>,
     ) -> Result<Vec<ParticipantOutcome>, ApiError> {
         self.participants(session, group, ParticipantAction::Demote, users)
-            .await
     }
 
-    async fn set_subject(
+    fn set_subject(
         &mut self,
         session: String,
         group: String,
         subject: String,
     ) -> Result<(), ApiError> {
         self.setting(session, group, GroupSetting::Subject(subject))
-            .await
     }
 
-    async fn set_description(
+    fn set_description(
         &mut self,
         session: String,
         group: String,
         description: Option<String>,
     ) -> Result<(), ApiError> {
         self.setting(session, group, GroupSetting::Description(description))
-            .await
     }
 
-    async fn set_announce(
+    fn set_announce(
         &mut self,
         session: String,
         group: String,
         announce: bool,
     ) -> Result<(), ApiError> {
         self.setting(session, group, GroupSetting::Announce(announce))
-            .await
     }
 
-    async fn set_locked(
-        &mut self,
-        session: String,
-        group: String,
-        locked: bool,
-    ) -> Result<(), ApiError> {
+    fn set_locked(&mut self, session: String, group: String, locked: bool) -> Result<(), ApiError> {
         self.setting(session, group, GroupSetting::Locked(locked))
-            .await
     }
 
-    async fn invite_link(&mut self, session: String, group: String) -> Result<String, ApiError> {
-        self.invite(session, group, false).await
+    fn invite_link(&mut self, session: String, group: String) -> Result<String, ApiError> {
+        self.invite(session, group, false)
     }
 
-    async fn revoke_invite_link(
-        &mut self,
-        session: String,
-        group: String,
-    ) -> Result<String, ApiError> {
-        self.invite(session, group, true).await
+    fn revoke_invite_link(&mut self, session: String, group: String) -> Result<String, ApiError> {
+        self.invite(session, group, true)
     }
 
-    async fn join(&mut self, session: String, invite: String) -> Result<String, ApiError> {
+    fn join(&mut self, session: String, invite: String) -> Result<String, ApiError> {
         self.check(Op::GroupNew { session: &session })?;
         nonempty_id("invite", &invite)?;
         let ctx = &*self.ctx;
-        Self::timed(
+        self.timed(
             ctx.limits.host_call_timeout,
             ctx.services.host.group_join(&ctx.name, &session, invite),
         )
-        .await
     }
 
-    async fn leave(&mut self, session: String, group: String) -> Result<(), ApiError> {
+    fn leave(&mut self, session: String, group: String) -> Result<(), ApiError> {
         self.check(Op::Group {
             session: &session,
             group: &group,
         })?;
         nonempty_id("group", &group)?;
         let ctx = &*self.ctx;
-        Self::timed(
+        self.timed(
             ctx.limits.host_call_timeout,
             ctx.services.host.group_leave(&ctx.name, &session, &group),
         )
-        .await
     }
 }
 
 impl scheduler::Host for PluginState {
-    async fn schedule(
+    fn schedule(
         &mut self,
         session: String,
         trigger: Trigger,
@@ -467,34 +491,31 @@ impl scheduler::Host for PluginState {
             limit_len("time zone", &spec.timezone, MAX_ID_BYTES)?;
         }
         let ctx = &*self.ctx;
-        Self::timed(
+        self.timed(
             ctx.limits.host_call_timeout,
             ctx.services
                 .scheduler
                 .schedule(&ctx.name, &session, trigger, payload),
         )
-        .await
     }
 
-    async fn cancel(&mut self, id: String) -> Result<(), ApiError> {
+    fn cancel(&mut self, id: String) -> Result<(), ApiError> {
         self.check(Op::ScheduleOwn)?;
         nonempty_id("job id", &id)?;
         let ctx = &*self.ctx;
-        Self::timed(
+        self.timed(
             ctx.limits.host_call_timeout,
             ctx.services.scheduler.cancel(&ctx.name, &id),
         )
-        .await
     }
 
-    async fn list_jobs(&mut self) -> Result<Vec<Job>, ApiError> {
+    fn list_jobs(&mut self) -> Result<Vec<Job>, ApiError> {
         self.check(Op::ScheduleOwn)?;
         let ctx = &*self.ctx;
-        Self::timed(
+        self.timed(
             ctx.limits.host_call_timeout,
             ctx.services.scheduler.list(&ctx.name),
         )
-        .await
     }
 }
 
@@ -515,53 +536,49 @@ fn check_value(value: &[u8]) -> Result<(), ApiError> {
 }
 
 impl kv::Host for PluginState {
-    async fn get(&mut self, key: String) -> Result<Option<Vec<u8>>, ApiError> {
+    fn get(&mut self, key: String) -> Result<Option<Vec<u8>>, ApiError> {
         self.check(Op::Kv)?;
         check_key(&key)?;
         let ctx = &*self.ctx;
-        Self::timed(
+        self.timed(
             ctx.limits.host_call_timeout,
             ctx.services.kv.get(&ctx.name, &key),
         )
-        .await
     }
 
-    async fn set(&mut self, key: String, value: Vec<u8>) -> Result<(), ApiError> {
+    fn set(&mut self, key: String, value: Vec<u8>) -> Result<(), ApiError> {
         self.check(Op::Kv)?;
         check_key(&key)?;
         check_value(&value)?;
         let ctx = &*self.ctx;
-        Self::timed(
+        self.timed(
             ctx.limits.host_call_timeout,
             ctx.services.kv.set(&ctx.name, &key, value),
         )
-        .await
     }
 
-    async fn delete(&mut self, key: String) -> Result<bool, ApiError> {
+    fn delete(&mut self, key: String) -> Result<bool, ApiError> {
         self.check(Op::Kv)?;
         check_key(&key)?;
         let ctx = &*self.ctx;
-        Self::timed(
+        self.timed(
             ctx.limits.host_call_timeout,
             ctx.services.kv.delete(&ctx.name, &key),
         )
-        .await
     }
 
-    async fn list_keys(&mut self, prefix: String, limit: u32) -> Result<Vec<String>, ApiError> {
+    fn list_keys(&mut self, prefix: String, limit: u32) -> Result<Vec<String>, ApiError> {
         self.check(Op::Kv)?;
         limit_len("prefix", &prefix, MAX_KEY_BYTES)?;
         let limit = limit.min(MAX_LIST_KEYS) as usize;
         let ctx = &*self.ctx;
-        Self::timed(
+        self.timed(
             ctx.limits.host_call_timeout,
             ctx.services.kv.list(&ctx.name, &prefix, limit),
         )
-        .await
     }
 
-    async fn compare_and_swap(
+    fn compare_and_swap(
         &mut self,
         key: String,
         expected: Option<Vec<u8>>,
@@ -573,18 +590,17 @@ impl kv::Host for PluginState {
             check_value(v)?;
         }
         let ctx = &*self.ctx;
-        Self::timed(
+        self.timed(
             ctx.limits.host_call_timeout,
             ctx.services
                 .kv
                 .compare_and_swap(&ctx.name, &key, expected, new),
         )
-        .await
     }
 }
 
 impl log::Host for PluginState {
-    async fn log(&mut self, level: Level, message: String) -> Result<(), ApiError> {
+    fn log(&mut self, level: Level, message: String) -> Result<(), ApiError> {
         self.check(Op::Log)?;
         let plugin = &*self.ctx.name;
         let message = truncate(&message, MAX_LOG_BYTES);
@@ -600,12 +616,12 @@ impl log::Host for PluginState {
 }
 
 impl config::Host for PluginState {
-    async fn get_all(&mut self) -> Result<String, ApiError> {
+    fn get_all(&mut self) -> Result<String, ApiError> {
         self.check(Op::Config)?;
         Ok(self.ctx.config_json.clone())
     }
 
-    async fn get(&mut self, key: String) -> Result<Option<String>, ApiError> {
+    fn get(&mut self, key: String) -> Result<Option<String>, ApiError> {
         self.check(Op::Config)?;
         limit_len("key", &key, MAX_KEY_BYTES)?;
         let value = key.split('.').try_fold(&self.ctx.config, |v, k| v.get(k));
@@ -614,7 +630,7 @@ impl config::Host for PluginState {
 }
 
 impl clock::Host for PluginState {
-    async fn now(&mut self) -> Result<i64, ApiError> {
+    fn now(&mut self) -> Result<i64, ApiError> {
         self.check(Op::Clock)?;
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -624,7 +640,7 @@ impl clock::Host for PluginState {
 }
 
 impl random::Host for PluginState {
-    async fn bytes(&mut self, len: u32) -> Result<Vec<u8>, ApiError> {
+    fn bytes(&mut self, len: u32) -> Result<Vec<u8>, ApiError> {
         self.check(Op::Random)?;
         if len > MAX_RANDOM_BYTES {
             return Err(ApiError::Invalid(format!(
@@ -636,7 +652,7 @@ impl random::Host for PluginState {
         Ok(buf)
     }
 
-    async fn next_u64(&mut self) -> Result<u64, ApiError> {
+    fn next_u64(&mut self) -> Result<u64, ApiError> {
         self.check(Op::Random)?;
         Ok(rand::random())
     }

@@ -38,8 +38,8 @@
 //!   nothing: no files, sockets, environment or arguments; stdout/stderr go to
 //!   the log (tracing target `wasmeow::plugin`) tagged with the plugin's name.
 //! * **Limits** ([`Limits`]): a CPU deadline per call via epoch interruption
-//!   (100 ms; a ticker thread advances the epoch, and guests yield to the
-//!   executor at each tick), optional fuel, linear memory and table limits,
+//!   (100 ms; a ticker thread advances the epoch, and a call still running when
+//!   its ticks are used up traps), optional fuel, linear memory and table limits,
 //!   a cap on events in flight, a cap on host calls per event, a timeout per host
 //!   call. All allocations guests can cause in the host are bounded.
 //! * **Failures** (trap, deadline, limits, `init` error) discard the instance;
@@ -49,12 +49,19 @@
 //!
 //! # Execution
 //!
-//! One engine (pooling allocator, async, epochs), one linker, and per plugin
-//! version one `InstancePre`. Each plugin runs on a few *lanes*
-//! ([`Limits::instances`]), each a tokio task owning one instance; a chat always
+//! One engine (pooling allocator, epochs, synchronous calls), one linker, and per
+//! plugin version one `InstancePre`. Each plugin runs on a few *lanes*
+//! ([`Limits::instances`]): OS threads, each owning one instance; a chat always
 //! maps to the same lane, so events of one chat are handled in order while chats
-//! run in parallel. Imports are async, so plugin calls never block the runtime
-//! (wasmtime-wasi's sync mode would panic inside tokio).
+//! run in parallel. Guest code runs straight on the lane's stack (no fiber switch
+//! per call) and never on a tokio worker; an import whose service has to wait
+//! blocks only its lane (the lane is inside the runtime's context, so it drives
+//! the service's future with the runtime's handle).
+//!
+//! `handle` receives only an `event-info` (kind, flags, a message's text); the
+//! plugin reads the rest of the event through the `current` interface while the
+//! call runs, and answers with `messaging.reply-current`. Each string crossing
+//! the boundary costs a guest allocation, so a plugin pays for what it reads.
 //!
 //! # Loading and hot reload
 //!
@@ -76,35 +83,26 @@
 //! # Performance
 //!
 //! `cargo bench -p wasmeow-plugin-host --bench dispatch` (criterion; the Rust
-//! `echo` plugin answering `!ping` with one `reply` host call; production engine
-//! and limits: epoch deadlines, pooling allocator, async calls on fibers). One
-//! iteration is one event sent to every plugin; criterion's "elements" are
-//! plugin calls. Measured on the shared 2-core development machine (AMD EPYC,
-//! 2.45 GHz, virtualised) at load average 3.4–4.2 (other builds running), so
-//! wall-clock figures are pessimistic and noisy (±20 % between runs):
+//! `echo` plugin answering `!ping` with one `reply-current` host call;
+//! production engine, limits and allocator). Quiet machine (2 vCPUs, AMD EPYC
+//! 2.45 GHz), 2026-11-24:
 //!
 //! | benchmark | per event | plugin calls/s |
 //! |---|---:|---:|
-//! | `dispatch/plugins_1/one_chat` (one lane, sequential) | 2.6–3.4 µs | 290–380 k |
-//! | `dispatch/plugins_1/64_chats` (2 lanes, both cores) | 2.7–3.4 µs | 300–370 k |
-//! | `dispatch/plugins_10/one_chat` (10 lanes) | 25–26 µs (2.5 µs per call) | 385–400 k |
-//! | `dispatch/plugins_10/64_chats` (20 lanes) | 26–30 µs (2.6–3.0 µs per call) | 335–380 k |
-//! | `dispatch/plugins_1/no_host_call` (the plugin ignores the text) | 1.8–2.0 µs | 495–555 k |
-//! | `instantiate/echo` (new instance + `init`) | 49 µs | – |
-//! | `reload/file_to_new_version` (rename → first answer of the new version, compile included) | 131 ms | – |
+//! | `dispatch/plugins_1/one_chat` (one lane, sequential) | 0.81 µs | 1.23 M |
+//! | `dispatch/plugins_1/64_chats` (2 lanes, both cores) | 0.61 µs | 1.64 M |
+//! | `dispatch/plugins_10/one_chat` (10 lanes) | 4.1 µs (0.41 µs per call) | 2.44 M |
+//! | `dispatch/plugins_10/64_chats` (20 lanes) | 5.2 µs (0.52 µs per call) | 1.91 M |
+//! | `dispatch/plugins_1/no_host_call` (the plugin ignores the text) | 0.49 µs | 2.04 M |
+//! | `instantiate/echo` (new instance + `init`, on the blocking pool) | 48 µs | – |
+//! | `reload/file_to_new_version` (rename → first answer of the new version, compile included) | 49 ms | – |
 //!
-//! The targets (≤ 1 µs per event with one host call, ≥ 1 M calls/s over both
-//! cores) are **not met**. Load-independent count (callgrind, see the bench's
-//! `WASMEOW_DISPATCH_EVENTS` mode): ≈19.7 k instructions per `!ping` event
-//! end to end (process CPU ≈2.9 µs per event), of which the host crate's own code
-//! is ≈2–3 k (dispatch ≈0.6 k, dropping the event ≈1 k, the `reply` import
-//! including the test service ≈1.2 k, the lane loop). The rest is wasmtime
-//! and the guest: lowering the event into guest memory ≈6.6 k (one guest
-//! `realloc` call per string), the guest's `handle` ≈8.3 k including the `reply`
-//! host call ≈4.8 k (lifting five strings, lowering the result), fiber switch
-//! ≈2.2 k. A lane takes no lock per event and updates the shared counters once
-//! per batch of queued events; reaching 1 µs needs a cheaper event ABI
-//! (fewer strings, or a batch export) rather than host-side changes.
+//! Targets: ≤ 1 µs per event with one host call, ≥ 1 M calls/s over both cores,
+//! reload ≤ 250 ms — met. Load-independent (callgrind, the bench's
+//! `WASMEOW_DISPATCH_EVENTS` mode): ≈ 6.4 k instructions per `!ping` on the lane
+//! (≈ 8.4 k with the harness building the events), of which wasmtime ≈ 3.4 k,
+//! the guest ≈ 1.1 k, this crate ≈ 0.8 k, the allocator the rest. See
+//! `docs/benchmarks.md` for how the 0.1 contract's 19.7 k came down.
 
 mod bindings;
 pub mod build;

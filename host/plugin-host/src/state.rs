@@ -22,7 +22,7 @@ use crate::config::Limits;
 use crate::error::Failure;
 use crate::grant::{Grant, Op};
 use crate::services::{HostServices, KvBackend, SchedulerBackend};
-use crate::types::ApiError;
+use crate::types::{ApiError, Event};
 
 /// The service backends, shared by every plugin.
 #[derive(Clone)]
@@ -30,6 +30,8 @@ pub(crate) struct Services {
     pub(crate) host: Arc<dyn HostServices>,
     pub(crate) kv: Arc<dyn KvBackend>,
     pub(crate) scheduler: Arc<dyn SchedulerBackend>,
+    /// The runtime host calls that must wait are driven on.
+    pub(crate) runtime: tokio::runtime::Handle,
 }
 
 /// Everything about a plugin that its instances share.
@@ -106,6 +108,9 @@ pub(crate) struct PluginState {
     pub(crate) ticks_left: u64,
     /// Host calls made in the current call.
     pub(crate) host_calls: u32,
+    /// The event of the `handle` call in progress (what the `current`
+    /// interface reads); `None` outside `handle`.
+    pub(crate) current: Option<Arc<Event>>,
 }
 
 impl PluginState {
@@ -136,6 +141,7 @@ impl PluginState {
             limiter,
             ticks_left: 0,
             host_calls: 0,
+            current: None,
         }
     }
 
@@ -158,22 +164,27 @@ impl PluginState {
         })
     }
 
-    /// Runs a host service future with the plugin's host-call timeout. The
-    /// future is polled once first: a call that completes at once (most do: they
-    /// queue work or answer from memory) never arms a timer; one that waits is
-    /// then bounded by `timeout`.
-    pub(crate) async fn timed<T>(
+    /// Runs a host service future to completion on the calling (lane) thread,
+    /// bounded by the plugin's host-call timeout. The future is polled once
+    /// first: a call that completes at once (most do: they queue work or answer
+    /// from memory) touches neither the runtime nor a timer; one that waits is
+    /// driven by the tokio runtime's [`Handle::block_on`](tokio::runtime::Handle::block_on)
+    /// with `timeout`. Lanes are plain threads inside the runtime's context,
+    /// never runtime workers, so blocking here is allowed.
+    pub(crate) fn timed<T>(
+        &self,
         timeout: Duration,
         fut: impl Future<Output = Result<T, ApiError>>,
     ) -> Result<T, ApiError> {
         let mut fut = std::pin::pin!(fut);
-        if let Poll::Ready(out) =
-            std::future::poll_fn(|cx| Poll::Ready(fut.as_mut().poll(cx))).await
-        {
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        if let Poll::Ready(out) = fut.as_mut().poll(&mut cx) {
             return out;
         }
-        tokio::time::timeout(timeout, fut)
-            .await
+        self.ctx
+            .services
+            .runtime
+            .block_on(async { tokio::time::timeout(timeout, fut).await })
             .unwrap_or(Err(ApiError::Unavailable))
     }
 }

@@ -11,8 +11,9 @@ pub use crate::bindings::wasmeow::bot::messaging::{MessageRef, OutgoingText};
 pub use crate::bindings::wasmeow::bot::scheduler::{CronSpec, Job, Trigger};
 pub use crate::bindings::wasmeow::bot::types::{
     ApiError, BanInfo, ChatState, ChatStateKind, ConnectionState, Contact, Content, Event,
-    EventBody, GroupChange, GroupUpdate, Location, Media, MediaKind, Message, Poll, Presence,
-    PresenceState, QuotedMessage, Reaction, Receipt, ReceiptKind, ScheduleFired, ServerError,
+    EventBody, EventInfo, EventKind, GroupChange, GroupUpdate, Location, Media, MediaKind, Message,
+    Poll, Presence, PresenceState, QuotedMessage, Reaction, Receipt, ReceiptKind, ScheduleFired,
+    ServerError,
 };
 
 impl Event {
@@ -27,6 +28,56 @@ impl Event {
             EventBody::Presence(p) => Some(&p.user),
             EventBody::ChatState(c) => Some(&c.chat),
             EventBody::Connection(_) | EventBody::ScheduleFired(_) => None,
+        }
+    }
+
+    /// What `handle` gets by value with the event (copies the message text).
+    pub fn info(&self) -> EventInfo {
+        let kind = match &self.body {
+            EventBody::Message(_) => EventKind::Message,
+            EventBody::Receipt(_) => EventKind::Receipt,
+            EventBody::GroupUpdate(_) => EventKind::GroupUpdate,
+            EventBody::Presence(_) => EventKind::Presence,
+            EventBody::ChatState(_) => EventKind::ChatState,
+            EventBody::Connection(_) => EventKind::Connection,
+            EventBody::ScheduleFired(_) => EventKind::ScheduleFired,
+        };
+        let (from_me, is_group) = match &self.body {
+            EventBody::Message(m) => (m.from_me, m.is_group),
+            _ => (false, false),
+        };
+        EventInfo {
+            kind,
+            from_me,
+            is_group,
+            text: self.message_text().map(str::to_owned),
+        }
+    }
+
+    /// The message of a message event.
+    pub fn message(&self) -> Option<&Message> {
+        match &self.body {
+            EventBody::Message(m) => Some(m),
+            _ => None,
+        }
+    }
+
+    /// The text of a message event: a text message's text or a media caption.
+    pub fn message_text(&self) -> Option<&str> {
+        match &self.message()?.content {
+            Content::Text(t) => Some(t),
+            Content::Media(m) => m.caption.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// The author of a message, receipt or chat state.
+    pub fn sender(&self) -> Option<&str> {
+        match &self.body {
+            EventBody::Message(m) => Some(&m.sender),
+            EventBody::Receipt(r) => Some(&r.sender),
+            EventBody::ChatState(c) => Some(&c.sender),
+            _ => None,
         }
     }
 

@@ -69,17 +69,17 @@ impl Plugin for Moderation {
     }
 
     fn on_message(&mut self, msg: &Msg<'_>) {
-        if !msg.is_group || msg.from_me {
+        if !msg.is_group() || msg.from_me() {
             return;
         }
         let Some(text) = msg.text() else { return };
         if !contains_link(text) {
             return;
         }
-        let Ok(info) = groups::info(msg.session, &msg.chat) else {
+        let Ok(info) = groups::info(msg.session(), &msg.chat) else {
             return;
         };
-        let Ok(me) = own_jid(msg.session) else { return };
+        let Ok(me) = own_jid(msg.session()) else { return };
         if !info.is_admin(&me) {
             return;
         }
@@ -91,7 +91,7 @@ impl Plugin for Moderation {
         }
         let key = format!(
             "strikes:{}:{}:{}",
-            msg.session,
+            msg.session(),
             msg.chat,
             jid_user(&msg.sender)
         );
@@ -112,7 +112,7 @@ impl Plugin for Moderation {
             let _ = msg.reply_mentioning(&text, &mention);
             return;
         }
-        match groups::remove_participants(msg.session, &msg.chat, &mention) {
+        match groups::remove_participants(msg.session(), &msg.chat, &mention) {
             Ok(outcomes) if outcomes.iter().all(|o| o.code == 200) => {
                 let _ = kv::delete(&key);
                 let _ =

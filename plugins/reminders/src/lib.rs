@@ -51,7 +51,7 @@ impl Reminders {
                     by: msg.sender.clone(),
                     text,
                 };
-                match schedule::cron_json(msg.session, &expr, zone, &job) {
+                match schedule::cron_json(msg.session(), &expr, zone, &job) {
                     Ok(id) => format!("Repeating reminder {id} set: \"{expr}\" ({zone})."),
                     Err(e) => format!("Could not set the reminder: {e}"),
                 }
@@ -63,7 +63,7 @@ impl Reminders {
                         by: msg.sender.clone(),
                         text: rest.to_owned(),
                     };
-                    match schedule::after_json(msg.session, delay, &job) {
+                    match schedule::after_json(msg.session(), delay, &job) {
                         Ok(id) => format!("Reminder {id} set for {spec} from now."),
                         Err(e) => format!("Could not set the reminder: {e}"),
                     }

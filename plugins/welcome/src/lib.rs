@@ -80,26 +80,26 @@ impl Plugin for Welcome {
 
     fn on_message(&mut self, msg: &Msg<'_>) {
         let Some(cmd) = msg.command() else { return };
-        if !cmd.is("welcome") || !msg.is_group {
+        if !cmd.is("welcome") || !msg.is_group() {
             return;
         }
         let (sub, rest) = cmd.split_first().unwrap_or(("show", ""));
         let group = msg.chat.as_str();
         let answer = match sub {
-            "show" => format!("Welcome text: {}", self.text_for(msg.session, group)),
+            "show" => format!("Welcome text: {}", self.text_for(msg.session(), group)),
             "set" | "reset" => {
-                let info: Option<GroupInfo> = groups::info(msg.session, group).ok();
+                let info: Option<GroupInfo> = groups::info(msg.session(), group).ok();
                 if !info.is_some_and(|g| g.is_admin(&msg.sender)) {
                     "Only group admins can change the welcome text.".to_owned()
                 } else if sub == "reset" {
-                    match kv::delete(&key(msg.session, group)) {
+                    match kv::delete(&key(msg.session(), group)) {
                         Ok(_) => "Welcome text reset.".to_owned(),
                         Err(e) => format!("Could not reset: {}", wasmeow_sdk::describe(&e)),
                     }
                 } else if rest.is_empty() {
                     "Usage: !welcome set TEXT ({mentions} and {group} are filled in)".to_owned()
                 } else {
-                    match kv::set(&key(msg.session, group), rest) {
+                    match kv::set(&key(msg.session(), group), rest) {
                         Ok(()) => "Welcome text saved.".to_owned(),
                         Err(e) => format!("Could not save: {e}"),
                     }

@@ -16,7 +16,16 @@ use crate::common::*;
 
 const ME: &str = "me@s.whatsapp.net";
 
-/// The functions of every host interface, read from the WIT files.
+/// Imports that act on the event being handled: its chat is always in the
+/// grant's scope (else it would not have been delivered), so the probe checks
+/// them apart (`reply_to_*` below) instead of against another session or chat.
+const EVENT_IMPORTS: [&str; 1] = ["messaging.reply-current"];
+
+/// Interfaces that are not capabilities (reading the event being handled).
+const FREE_INTERFACES: [&str; 1] = ["current"];
+
+/// The functions of every host interface, read from the WIT files, except
+/// [`EVENT_IMPORTS`].
 fn wit_imports() -> BTreeSet<String> {
     let world = std::fs::read_to_string(repo().join("wit/world.wit")).unwrap();
     let mut out = BTreeSet::new();
@@ -28,10 +37,16 @@ fn wit_imports() -> BTreeSet<String> {
         else {
             continue;
         };
+        if FREE_INTERFACES.contains(&iface) {
+            continue;
+        }
         let text = std::fs::read_to_string(repo().join(format!("wit/{iface}.wit"))).unwrap();
         for l in text.lines() {
             if let Some((name, _)) = l.trim().split_once(": func(") {
-                out.insert(format!("{iface}.{name}"));
+                let import = format!("{iface}.{name}");
+                if !EVENT_IMPORTS.contains(&import.as_str()) {
+                    out.insert(import);
+                }
             }
         }
     }
@@ -94,6 +109,117 @@ async fn every_import_has_a_denied_path() {
     for (import, outcome) in &report {
         assert_eq!(outcome, "denied", "{import}");
     }
+}
+
+/// The probe's kv entry `key` after `event`, with `grant`.
+async fn probe_kv(
+    grant: Grant,
+    event: wasmeow_plugin_host::Event,
+    key: &str,
+) -> (TestHost, String) {
+    let t = host(vec![("probe", PluginSpec::new(grant))]);
+    t.load("probe", &fixture("probe")).await;
+    t.run(event).await;
+    let value =
+        t.kv.dump("probe")
+            .get(key)
+            .map(|v| String::from_utf8(v.clone()).unwrap())
+            .unwrap_or_else(|| panic!("the probe stored no {key:?}"));
+    (t, value)
+}
+
+fn receipt(chat: &str, sender: &str) -> wasmeow_plugin_host::Event {
+    use wasmeow_plugin_host::types::{Receipt, ReceiptKind};
+    wasmeow_plugin_host::Event {
+        session: SESSION.into(),
+        body: wasmeow_plugin_host::EventBody::Receipt(Receipt {
+            chat: chat.into(),
+            sender: sender.into(),
+            message_ids: vec!["M1".into()],
+            kind: ReceiptKind::Read,
+            timestamp: 1,
+        }),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reply_to_needs_messaging() {
+    let (t, outcome) = probe_kv(open(&[Kv]), text(ME, ME, "R1", "!replyto"), "reply-to").await;
+    assert_eq!(outcome, "denied");
+    assert!(t.services.sent().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn there_is_no_current_event_in_init() {
+    let (t, outcome) = probe_kv(
+        open(&[Kv, Messaging]),
+        text(ME, ME, "R1", "hello"),
+        "reply-in-init",
+    )
+    .await;
+    assert_eq!(outcome, "invalid");
+    assert_eq!(t.kv.dump("probe")["current-in-init"], b"none");
+    assert!(t.services.sent().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reply_to_answers_the_event_in_its_chat_quoting_it() {
+    let chat = "c@s.whatsapp.net";
+    let (t, outcome) = probe_kv(
+        open(&[Kv, Messaging]),
+        text(chat, "x@s.whatsapp.net", "R1", "!replyto"),
+        "reply-to",
+    )
+    .await;
+    assert_eq!(outcome, "ok");
+    let sent = t.services.sent();
+    assert_eq!(sent.len(), 1);
+    let (plugin, to, message) = &sent[0];
+    assert_eq!((plugin.as_str(), to.as_str()), ("probe", chat));
+    assert_eq!(message.text, "t");
+    let quoted = message.quoted.as_ref().expect("a reply quotes");
+    assert_eq!(
+        (quoted.id.as_str(), quoted.sender.as_str()),
+        ("R1", "x@s.whatsapp.net")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reply_to_a_non_message_is_invalid() {
+    let (t, outcome) = probe_kv(
+        open(&[Kv, Messaging]),
+        receipt("c@s.whatsapp.net", "x@s.whatsapp.net"),
+        "reply-to",
+    )
+    .await;
+    assert_eq!(outcome, "invalid");
+    assert!(t.services.sent().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn incoming_accessors_read_the_current_event() {
+    // A message: every accessor, and the whole event, agree with what was sent.
+    let t = host(vec![("probe", PluginSpec::new(open(&[Messaging])))]);
+    t.load("probe", &fixture("probe")).await;
+    t.run(group_text("g@g.us", "x@s.whatsapp.net", "F1", "!fields"))
+        .await;
+    assert_eq!(
+        t.texts(),
+        ["s1|g@g.us|x@s.whatsapp.net|!fields|F1|\
+          EventInfo { kind: EventKind::Message, from-me: false, is-group: true, text: Some(\"!fields\") }|s1/message"]
+    );
+    // A receipt: no text and no message; chat and sender are the receipt's.
+    let (_, fields) = probe_kv(
+        open(&[Kv]),
+        receipt("c@s.whatsapp.net", "x@s.whatsapp.net"),
+        "fields",
+    )
+    .await;
+    assert_eq!(
+        fields,
+        "s1|c@s.whatsapp.net|x@s.whatsapp.net|-|-|\
+         EventInfo { kind: EventKind::Receipt, from-me: false, is-group: false, text: None }|s1/receipt"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
