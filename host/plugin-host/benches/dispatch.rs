@@ -2,11 +2,11 @@
 //! with 1 and 10 plugins, on one lane and spread over both cores; instantiation
 //! time; hot-reload latency (file written → new version answering). Uses the
 //! committed plugin builds (`plugins/dist/echo.wasm`: the Rust `echo` plugin
-//! answering `!ping` with one `reply` host call).
+//! answering `!ping` with one `reply-current` host call).
 //!
 //! Everything runs in the production configuration: the default engine (epoch
-//! interruption with the ticker thread, pooling allocator, async calls on
-//! fibers) and the default [`Limits`] (100 ms deadline per call, host-call
+//! interruption with the ticker thread, pooling allocator, synchronous calls on
+//! lane threads), the `wasmeow` binary's allocator and the default [`Limits`] (100 ms deadline per call, host-call
 //! budget and timeout, memory limits), except `instances` and `max_in_flight`
 //! (raised so the producer, which floods the host far faster than any real
 //! session, never has events dropped). Nothing in the sandbox is turned off.
@@ -29,6 +29,12 @@ use wasmeow_plugin_host::{
     ApiError, Capability, Event, Grant, GroupSetting, HostConfig, HostServices, Limits,
     ParticipantAction, PluginHost, PluginSpec, Scope,
 };
+
+/// The allocator of the `wasmeow` binary, so the figures are the product's:
+/// events are built on one thread and freed on a plugin lane, a pattern glibc's
+/// per-thread arenas serve far worse (see `docs/benchmarks.md`).
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Services that count sends and do nothing else.
 #[derive(Default)]

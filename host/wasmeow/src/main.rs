@@ -5,6 +5,13 @@
 
 use wasmeow::{cli, config};
 
+/// mimalloc instead of glibc's allocator: sessions build events and messages on
+/// the tokio workers and plugin lanes free them on their own threads; glibc's
+/// per-thread arenas make every such free a locked cross-arena operation (the
+/// plugin dispatch benchmark runs ≈ 1.5x faster per event with mimalloc).
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 
