@@ -10,9 +10,9 @@
 //! to wait for an async service blocks only its lane (the thread is inside the
 //! tokio runtime's context but is never one of its workers, so the workers keep
 //! serving sessions). A lane thread sleeps in its queue when it has nothing to
-//! do. [`PluginHost::dispatch`] picks the lane by a
-//! hash of the event's session and chat, so the events of one chat reach a plugin
-//! in order while different chats run in parallel on different lanes.
+//! do. [`PluginHost::dispatch`] picks the lane by a hash of the event's session
+//! and chat, so the events of one chat reach a plugin in order while different
+//! chats run in parallel on different lanes.
 //!
 //! A lane instantiates lazily, calls `init`, then `handle` per event. Before each
 //! event it compares its instance's version with the plugin's current version (an
@@ -36,12 +36,10 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock, mpsc};
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
-use std::sync::mpsc;
-
 use tokio::sync::Notify;
 use wasmtime::{Store, Trap, UpdateDeadline};
 
@@ -556,6 +554,16 @@ impl PluginHost {
                 name: name.to_owned(),
                 reason: error_text(&e),
             })?;
+        if let Some(built_for) = other_contract(&component, &self.inner.rt.engine) {
+            return Err(LoadError::World {
+                name: name.to_owned(),
+                reason: format!(
+                    "it was built for wasmeow:bot@{built_for}, this host implements \
+                     wasmeow:bot@{CONTRACT_VERSION}; rebuild it against the current SDK \
+                     and wit/ (wasmeow plugin build)"
+                ),
+            });
+        }
         let world = |e: wasmtime::Error| LoadError::World {
             name: name.to_owned(),
             reason: error_text(&e),
@@ -959,6 +967,25 @@ fn cut(mut s: String) -> String {
     s
 }
 
+/// The version of the `wasmeow:bot` package in `wit/` (what the bindings
+/// implement).
+const CONTRACT_VERSION: &str = "0.2.0";
+
+/// The `wasmeow:bot` version a component imports, when it is not
+/// [`CONTRACT_VERSION`] (a plugin built against an older contract). Import names
+/// are `wasmeow:bot/INTERFACE@VERSION`.
+fn other_contract(
+    component: &wasmtime::component::Component,
+    engine: &wasmtime::Engine,
+) -> Option<String> {
+    let ty = component.component_type();
+    let mut imports = ty.imports(engine);
+    imports.find_map(|(name, _)| {
+        let version = name.strip_prefix("wasmeow:bot/")?.split_once('@')?.1;
+        (version != CONTRACT_VERSION).then(|| version.to_owned())
+    })
+}
+
 /// The lane of an event: FNV-1a of its session and chat.
 fn lane_for(event: &Event, lanes: usize) -> usize {
     if lanes <= 1 {
@@ -1034,6 +1061,12 @@ mod tests {
         assert!(is_plugin_file(Path::new("a/b.wasm")));
         assert!(!is_plugin_file(Path::new("a/.b.wasm")));
         assert!(!is_plugin_file(Path::new("a/b.wasm.tmp")));
+    }
+
+    #[test]
+    fn the_contract_version_is_the_one_in_wit() {
+        let world = include_str!("../../../wit/world.wit");
+        assert!(world.starts_with(&format!("package wasmeow:bot@{CONTRACT_VERSION};")));
     }
 
     #[test]

@@ -438,6 +438,20 @@ async fn broken_versions_are_rejected_and_the_old_one_keeps_running() {
         .load_bytes("echo", b"\0asm\x0d\x00\x01\x00".to_vec())
         .await;
     assert!(matches!(empty, Err(LoadError::World { .. })), "{empty:?}");
+    // A plugin built against the previous contract (the echo build committed
+    // for wasmeow:bot@0.1.0) is refused with a message saying what to do.
+    let old = t.host.load_bytes("echo", read(&fixture("echo-0.1"))).await;
+    match &old {
+        Err(e @ LoadError::World { reason, .. }) => {
+            assert!(
+                reason.contains("built for wasmeow:bot@0.1.0")
+                    && reason.contains("wasmeow:bot@0.2.0")
+                    && reason.contains("rebuild"),
+                "{e}"
+            );
+        }
+        other => panic!("expected a contract mismatch, got {other:?}"),
+    }
     assert_eq!(t.host.status("echo").unwrap().version, v1);
     t.run(text(ME, ME, "E1", "!ping")).await;
     assert_eq!(t.texts(), ["pong"]);
