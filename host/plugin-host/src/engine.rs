@@ -38,7 +38,9 @@ impl Runtime {
             .total_core_instances(config.pool_instances.saturating_mul(8))
             .total_memories(config.pool_instances.saturating_mul(2))
             .total_tables(config.pool_instances.saturating_mul(4))
-            .total_stacks(config.pool_instances)
+            // Calls are synchronous (no fibers), so no async stacks are reserved;
+            // an accidental async call fails instead of growing memory.
+            .total_stacks(0)
             .max_memory_size(config.pool_max_memory_bytes)
             .table_elements(200_000)
             .max_component_instance_size(4 << 20)
