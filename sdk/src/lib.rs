@@ -84,8 +84,9 @@ pub mod wit {
 pub use wit::wasmeow::bot::messaging::{MessageRef, OutgoingText};
 pub use wit::wasmeow::bot::types::{
     ApiError, BanInfo, ChatState, ChatStateKind, ConnectionState, Contact, Content, Event,
-    EventBody, EventInfo, EventKind, GroupChange, GroupUpdate, Location, Media, MediaKind, Message, Poll, Presence,
-    PresenceState, QuotedMessage, Reaction, Receipt, ReceiptKind, ScheduleFired, ServerError,
+    EventBody, EventInfo, EventKind, GroupChange, GroupUpdate, Location, Media, MediaKind, Message,
+    Poll, Presence, PresenceState, QuotedMessage, Reaction, Receipt, ReceiptKind, ScheduleFired,
+    ServerError,
 };
 
 /// A session name (which linked WhatsApp account).

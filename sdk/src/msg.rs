@@ -6,8 +6,7 @@ use core::ops::Deref;
 
 use crate::wit::wasmeow::bot::messaging as host;
 use crate::{
-    ApiError, ChatStateKind, Command, Content, Incoming, Message, MessageId, MessageRef,
-    OutgoingText,
+    ApiError, ChatStateKind, Command, Incoming, Message, MessageId, MessageRef, OutgoingText,
 };
 
 /// A received message and the actions a handler usually takes on it.
@@ -127,12 +126,7 @@ impl<'a> Msg<'a> {
 
     /// Marks this message as read.
     pub fn mark_read(&self) -> Result<(), ApiError> {
-        host::mark_read(
-            self.session(),
-            &self.chat,
-            &self.sender,
-            &[self.id.clone()],
-        )
+        host::mark_read(self.session(), &self.chat, &self.sender, &[self.id.clone()])
     }
 
     /// Shows or clears the typing indicator in this chat.

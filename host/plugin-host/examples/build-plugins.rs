@@ -42,7 +42,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             out_dir: Some(out_dir),
             ..BuildOptions::default()
         };
-        let path = build_plugin_with(&dir, &options)?;
+        let built = build_plugin_with(&dir, &options)?;
+        for warning in &built.warnings {
+            eprintln!("{warning}\n");
+        }
+        let path = built.path;
         let size = std::fs::metadata(&path)?.len();
         println!("{} ({size} bytes)", path.display());
     }

@@ -8,8 +8,10 @@
 //! 1. rustup's toolchain when its `wasm32-unknown-unknown` target is installed
 //!    (`rustup target add wasm32-unknown-unknown`; the usual case);
 //! 2. Debian's `rustc-web`/`cargo-web` (Rust ≥ 1.96) with `rust-web-src`, building
-//!    std from source with `-Zbuild-std` (`RUSTC_BOOTSTRAP=1`); installed with
-//!    `apt-get` when missing and running as root on Debian.
+//!    std from source with `-Zbuild-std` (`RUSTC_BOOTSTRAP=1`) and linking with
+//!    LLVM's `wasm-ld` from `lld-22` (Debian's rustc has no `rust-lld`, the
+//!    target's default linker); installed with `apt-get` when missing and running
+//!    as root on Debian.
 //!
 //! Builds are reproducible: the same sources and toolchain give the same bytes.
 //! Every local source directory is remapped to a fixed name
@@ -27,6 +29,16 @@ pub const TARGET: &str = "wasm32-unknown-unknown";
 
 /// The Debian packages of the fallback toolchain.
 pub const DEBIAN_PACKAGES: &[&str] = &["rustc-web", "cargo-web", "rust-web-src", "lld-22"];
+
+/// LLVM's wasm linker as Debian installs it, newest first (`lld-22` is the
+/// package we install; an already installed other version works as well).
+const DEBIAN_WASM_LD: &[&str] = &[
+    "/usr/bin/wasm-ld-22",
+    "/usr/bin/wasm-ld-21",
+    "/usr/bin/wasm-ld-20",
+    "/usr/bin/wasm-ld-19",
+    "/usr/bin/wasm-ld",
+];
 
 /// Where Debian's `rust-web-src` puts the standard library sources.
 const DEBIAN_STD_SRC: &str = "/usr/lib/rustlib/src/rust/library/std";
@@ -104,6 +116,8 @@ pub enum Toolchain {
         cargo: PathBuf,
         /// `/usr/bin/rustc`.
         rustc: PathBuf,
+        /// LLVM's `wasm-ld` (`/usr/bin/wasm-ld-22` from `lld-22`).
+        linker: PathBuf,
     },
 }
 
@@ -118,14 +132,25 @@ pub struct BuildOptions {
     pub no_install: bool,
 }
 
+/// A finished build.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Built {
+    /// The component written, `NAME.wasm`.
+    pub path: PathBuf,
+    /// The compiler's warnings about the plugin and the other packages of its
+    /// workspace (the SDK among them), rendered as rustc prints them; warnings
+    /// about the standard library and registry crates are left out.
+    pub warnings: Vec<String>,
+}
+
 /// Builds the plugin crate in `dir` and writes `dir/NAME.wasm` (NAME = the
-/// package name). Returns the written path.
-pub fn build_plugin(dir: &Path) -> Result<PathBuf, BuildError> {
+/// package name).
+pub fn build_plugin(dir: &Path) -> Result<Built, BuildError> {
     build_plugin_with(dir, &BuildOptions::default())
 }
 
 /// [`build_plugin`] with options.
-pub fn build_plugin_with(dir: &Path, options: &BuildOptions) -> Result<PathBuf, BuildError> {
+pub fn build_plugin_with(dir: &Path, options: &BuildOptions) -> Result<Built, BuildError> {
     let manifest = dir.join("Cargo.toml");
     if !manifest.is_file() {
         return Err(BuildError::NoManifest(dir.to_owned()));
@@ -136,7 +161,7 @@ pub fn build_plugin_with(dir: &Path, options: &BuildOptions) -> Result<PathBuf, 
     let manifest = normalize(&std::path::absolute(&manifest).map_err(io(&manifest))?);
     let toolchain = detect_toolchain(options.toolchain, !options.no_install)?;
     let meta = metadata(&toolchain, &manifest)?;
-    let core = cargo_build(&toolchain, &manifest, &meta)?;
+    let (core, warnings) = cargo_build(&toolchain, &manifest, &meta)?;
     let component = componentize(&core)?;
     let out_dir = options.out_dir.clone().unwrap_or_else(|| dir.to_owned());
     std::fs::create_dir_all(&out_dir).map_err(io(&out_dir))?;
@@ -145,7 +170,10 @@ pub fn build_plugin_with(dir: &Path, options: &BuildOptions) -> Result<PathBuf, 
     let tmp = out_dir.join(format!(".{}.wasm.tmp", meta.package));
     std::fs::write(&tmp, &component).map_err(io(&tmp))?;
     std::fs::rename(&tmp, &out).map_err(io(&out))?;
-    Ok(out)
+    Ok(Built {
+        path: out,
+        warnings,
+    })
 }
 
 /// Resolves `.` and `..` lexically, as cargo does with manifest paths (so the
@@ -220,6 +248,13 @@ fn rustup_has_target() -> bool {
 fn debian_toolchain() -> Result<Option<Toolchain>, BuildError> {
     let cargo = PathBuf::from("/usr/bin/cargo");
     let rustc = PathBuf::from("/usr/bin/rustc");
+    let linker = DEBIAN_WASM_LD
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.is_file());
+    let Some(linker) = linker else {
+        return Ok(None);
+    };
     if !cargo.is_file() || !rustc.is_file() || !Path::new(DEBIAN_STD_SRC).is_dir() {
         return Ok(None);
     }
@@ -234,7 +269,11 @@ fn debian_toolchain() -> Result<Option<Toolchain>, BuildError> {
         .and_then(|v| v.split('.').nth(1))
         .and_then(|m| m.parse::<u32>().ok());
     match minor {
-        Some(m) if m >= MIN_RUST_MINOR => Ok(Some(Toolchain::Debian { cargo, rustc })),
+        Some(m) if m >= MIN_RUST_MINOR => Ok(Some(Toolchain::Debian {
+            cargo,
+            rustc,
+            linker,
+        })),
         _ => Err(BuildError::NoToolchain(format!(
             "/usr/bin/rustc is {:?}; plugins need Rust >= 1.{MIN_RUST_MINOR} (Debian's rustc-web)",
             version.trim()
@@ -280,6 +319,9 @@ fn apt_install() -> Result<(), BuildError> {
 struct Meta {
     package: String,
     package_id: String,
+    /// The ids of the workspace's and other path packages (not std's, which
+    /// `-Zbuild-std` builds, nor registry crates).
+    local_ids: Vec<String>,
     /// Local source directories to remap, shortest first.
     local_dirs: Vec<PathBuf>,
 }
@@ -287,9 +329,15 @@ struct Meta {
 fn cargo_command(t: &Toolchain) -> Command {
     let mut cmd = match t {
         Toolchain::Rustup => Command::new("cargo"),
-        Toolchain::Debian { cargo, rustc } => {
+        Toolchain::Debian {
+            cargo,
+            rustc,
+            linker,
+        } => {
             let mut c = Command::new(cargo);
-            c.env("RUSTC", rustc).env("RUSTC_BOOTSTRAP", "1");
+            c.env("RUSTC", rustc)
+                .env("RUSTC_BOOTSTRAP", "1")
+                .env("CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER", linker);
             // Run under `cargo test`, the rustup toolchain's library path would
             // leak into Debian's compiler.
             c.env_remove("LD_LIBRARY_PATH");
@@ -353,9 +401,15 @@ fn metadata(t: &Toolchain, manifest: &Path) -> Result<Meta, BuildError> {
     }
     local_dirs.sort_by_key(|d| d.as_os_str().len());
     local_dirs.dedup();
+    let local_ids = packages
+        .iter()
+        .filter(|p| p["source"].is_null())
+        .filter_map(|p| p["id"].as_str().map(str::to_owned))
+        .collect();
     Ok(Meta {
         package: pkg["name"].as_str().unwrap_or_default().to_owned(),
         package_id: pkg["id"].as_str().unwrap_or_default().to_owned(),
+        local_ids,
         local_dirs,
     })
 }
@@ -384,7 +438,13 @@ fn rustflags(meta: &Meta) -> String {
     flags.join("\u{1f}")
 }
 
-fn cargo_build(t: &Toolchain, manifest: &Path, meta: &Meta) -> Result<Vec<u8>, BuildError> {
+/// Runs `cargo build`; returns the core module and the warnings about local
+/// packages.
+fn cargo_build(
+    t: &Toolchain,
+    manifest: &Path,
+    meta: &Meta,
+) -> Result<(Vec<u8>, Vec<String>), BuildError> {
     let mut cmd = cargo_command(t);
     cmd.args([
         "build",
@@ -392,7 +452,7 @@ fn cargo_build(t: &Toolchain, manifest: &Path, meta: &Meta) -> Result<Vec<u8>, B
         "--target",
         TARGET,
         "--message-format",
-        "json-render-diagnostics",
+        "json",
     ])
     .arg("--manifest-path")
     .arg(manifest)
@@ -402,15 +462,33 @@ fn cargo_build(t: &Toolchain, manifest: &Path, meta: &Meta) -> Result<Vec<u8>, B
         cmd.arg("-Zbuild-std=std,panic_abort");
     }
     let out = cmd.output().map_err(io("cargo"))?;
-    if !out.status.success() {
-        return Err(BuildError::Cargo(tail(
-            &String::from_utf8_lossy(&out.stderr),
-            40,
-        )));
-    }
-    let artifact = String::from_utf8_lossy(&out.stdout)
+    let messages: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
         .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let diagnostics = |level: &str, local_only: bool| -> Vec<String> {
+        messages
+            .iter()
+            .filter(|m| m["reason"] == "compiler-message" && m["message"]["level"] == level)
+            .filter(|m| {
+                !local_only
+                    || m["package_id"]
+                        .as_str()
+                        .is_some_and(|id| meta.local_ids.iter().any(|l| l == id))
+            })
+            .filter_map(|m| m["message"]["rendered"].as_str())
+            .map(|r| r.trim_end().to_owned())
+            .collect()
+    };
+    if !out.status.success() {
+        // The compiler's errors come as JSON messages; cargo's own (a bad
+        // manifest, a missing linker's summary) on stderr.
+        let mut report = diagnostics("error", false);
+        report.push(tail(&String::from_utf8_lossy(&out.stderr), 20));
+        return Err(BuildError::Cargo(report.join("\n")));
+    }
+    let artifact = messages
+        .iter()
         .filter(|m| {
             m["reason"] == "compiler-artifact" && m["package_id"].as_str() == Some(&meta.package_id)
         })
@@ -426,7 +504,8 @@ fn cargo_build(t: &Toolchain, manifest: &Path, meta: &Meta) -> Result<Vec<u8>, B
         })
         .find(|f| f.extension().is_some_and(|e| e == "wasm"))
         .ok_or_else(|| BuildError::NoArtifact(meta.package.clone()))?;
-    std::fs::read(&artifact).map_err(io(artifact))
+    let core = std::fs::read(&artifact).map_err(io(artifact))?;
+    Ok((core, diagnostics("warning", true)))
 }
 
 fn tail(text: &str, lines: usize) -> String {

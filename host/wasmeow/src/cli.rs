@@ -416,8 +416,10 @@ pub fn session(path: &Path, action: SessionAction, json: bool) -> Result<()> {
 
 /// `wasmeow plugin new`.
 pub fn plugin_new(name: &str, dir: Option<PathBuf>, json: bool) -> Result<()> {
-    let dir = dir.unwrap_or_else(|| PathBuf::from(name));
+    let dir = dir.unwrap_or_else(|| PathBuf::from("."));
     let path = wasmeow_plugin_host::build::scaffold_plugin(name, &dir)?;
+    // `./NAME` reads better as `NAME` in the hint.
+    let path = path.strip_prefix(".").map(Path::to_owned).unwrap_or(path);
     print_json_or(
         json,
         &serde_json::json!({"ok": true, "created": path}),
@@ -425,7 +427,7 @@ pub fn plugin_new(name: &str, dir: Option<PathBuf>, json: bool) -> Result<()> {
             println!(
                 "created {}; build it with `wasmeow plugin build {}`",
                 path.display(),
-                dir.display()
+                path.display()
             )
         },
     );
@@ -445,12 +447,22 @@ pub fn plugin_build(dir: &Path, out_dir: Option<PathBuf>, json: bool) -> Result<
         );
     }
     let started = std::time::Instant::now();
-    let path = wasmeow_plugin_host::build::build_plugin_with(dir, &options)?;
-    let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+    let built = wasmeow_plugin_host::build::build_plugin_with(dir, &options)?;
+    let path = &built.path;
+    let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
     print_json_or(
         json,
-        &serde_json::json!({"ok": true, "wasm": path, "bytes": size, "secs": started.elapsed().as_secs_f64()}),
+        &serde_json::json!({
+            "ok": true,
+            "wasm": path,
+            "bytes": size,
+            "secs": started.elapsed().as_secs_f64(),
+            "warnings": built.warnings,
+        }),
         || {
+            for warning in &built.warnings {
+                eprintln!("{warning}\n");
+            }
             println!(
                 "wrote {} ({} KiB) in {:.1} s",
                 path.display(),

@@ -167,7 +167,7 @@ enum PluginCommand {
     New {
         /// The plugin's name (lowercase letters, digits, '-', '_').
         name: String,
-        /// Where to create it (default: ./NAME).
+        /// The folder to create NAME/ in (default: the current folder).
         #[arg(long)]
         dir: Option<PathBuf>,
     },

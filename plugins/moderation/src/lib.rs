@@ -79,7 +79,9 @@ impl Plugin for Moderation {
         let Ok(info) = groups::info(msg.session(), &msg.chat) else {
             return;
         };
-        let Ok(me) = own_jid(msg.session()) else { return };
+        let Ok(me) = own_jid(msg.session()) else {
+            return;
+        };
         if !info.is_admin(&me) {
             return;
         }

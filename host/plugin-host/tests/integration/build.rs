@@ -72,9 +72,15 @@ fn committed_builds_are_reproducible() {
             out_dir: Some(out.path().to_owned()),
             ..BuildOptions::default()
         };
-        let fresh =
+        let built =
             build_plugin_with(&src, &options).unwrap_or_else(|e| panic!("{}: {e}", src.display()));
-        let fresh = std::fs::read(&fresh).unwrap();
+        assert!(
+            built.warnings.is_empty(),
+            "{}: the build warns:\n{}",
+            src.display(),
+            built.warnings.join("\n\n")
+        );
+        let fresh = std::fs::read(&built.path).unwrap();
         assert!(
             fresh == read(&committed),
             "{} differs from a fresh build of {} (toolchain of the committed builds: {}); \
@@ -97,11 +103,16 @@ async fn scaffolded_plugin_builds_and_runs() {
             .await
             .unwrap()
             .unwrap();
+    assert!(
+        built.warnings.is_empty(),
+        "a scaffolded plugin builds without warnings:\n{}",
+        built.warnings.join("\n\n")
+    );
     let t = host(vec![(
         "fresh",
         wasmeow_plugin_host::PluginSpec::new(open(&[wasmeow_plugin_host::Capability::Messaging])),
     )]);
-    t.host.load_file(&built).await.unwrap();
+    t.host.load_file(&built.path).await.unwrap();
     t.run(text(
         "me@s.whatsapp.net",
         "me@s.whatsapp.net",
