@@ -323,6 +323,39 @@ async fn schedule_events_are_never_broadcast() {
 /// in a debug build, so the compilation cache lives in the test target directory.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn javascript_plugin_runs_in_the_same_host() {
+    js_echo_answers(&dist("js-echo")).await;
+}
+
+/// The JavaScript plugin built from its source with the npm packages pinned in
+/// its lockfile (`npm ci`, then its `npm run build`) runs like the committed
+/// build. Needs Node and npm (the registry the first time).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "installs the npm toolchain and builds a 13 MB component (about a minute)"]
+async fn javascript_plugin_builds_from_source() {
+    let dir = repo().join("plugins/js-echo");
+    let npm = |args: &[&str], envs: &[(&str, &std::path::Path)]| {
+        let out = std::process::Command::new("npm")
+            .args(args)
+            .envs(envs.iter().copied())
+            .current_dir(&dir)
+            .output()
+            .expect("npm runs (Node 20 and npm are needed for the JavaScript plugin)");
+        assert!(
+            out.status.success(),
+            "npm {args:?} in {}: {}{}",
+            dir.display(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    npm(&["ci", "--no-audit", "--no-fund"], &[]);
+    let out = tempfile::tempdir().unwrap();
+    let wasm = out.path().join("js-echo.wasm");
+    npm(&["run", "build"], &[("JS_ECHO_OUT", &wasm)]);
+    js_echo_answers(&wasm).await;
+}
+
+async fn js_echo_answers(wasm: &std::path::Path) {
     let engine = wasmeow_plugin_host::EngineConfig {
         cache_dir: Some(std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("plugin-cache")),
         ..wasmeow_plugin_host::EngineConfig::default()
@@ -331,7 +364,7 @@ async fn javascript_plugin_runs_in_the_same_host() {
         engine,
         vec![("js-echo", PluginSpec::new(open(&[Messaging, Log])))],
     );
-    t.load("js-echo", &dist("js-echo")).await;
+    t.load("js-echo", wasm).await;
     t.run(text(ALICE, ALICE, "J1", "!ping")).await;
     t.run(text(ALICE, ALICE, "J2", "!echo from  js")).await;
     t.run(text(ALICE, ALICE, "J3", "not a command")).await;
